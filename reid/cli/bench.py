@@ -1,0 +1,1 @@
+"""The `reid bench` command (being written)."""

@@ -1,0 +1,1 @@
+"""The `reid data` command (being written)."""

@@ -1,0 +1,1 @@
+"""The `reid inspect` command (being written)."""

@@ -1,0 +1,1 @@
+"""The `reid report` command (being written)."""

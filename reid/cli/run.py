@@ -1,0 +1,1 @@
+"""The `reid run` command (being written)."""
