@@ -186,6 +186,8 @@ class Spec(_Section):
             raise ValueError("triplet loss needs identity-balanced batches: set sampler.type = \"pk\"")
         if self.loss.id_weight > 0 and self.head.type == "none":
             raise ValueError("ID loss needs a classifier: set head.type = \"classifier\" or \"bnneck\"")
+        if self.schedule.warmup_epochs >= self.schedule.epochs:
+            raise ValueError("schedule.warmup_epochs must be smaller than schedule.epochs")
         if self.data.dataset != "synthetic" and not self.data.root:
             raise ValueError(f"data.root is required for dataset {self.data.dataset!r}")
         return self

@@ -1,0 +1,142 @@
+"""From a spec to a finished run directory: build everything, train with hooks, summarise.
+
+Example::
+
+    from reid.spec import load_spec
+    from reid.engine.experiment import run_experiment
+    summary = run_experiment(load_spec("specs/quickstart.toml"), Path("runs/quickstart"))
+    print(summary["final"]["rank1"])
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from reid.data import build_data
+from reid.data.loaders import TrainLoader
+from reid.engine.checkpoint import load_checkpoint
+from reid.engine.evaluation import evaluate_model, protocol_for
+from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
+from reid.engine.optim import LRSchedule, build_optimizer
+from reid.engine.rundir import RunDir, environment
+from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
+from reid.engine.trainer import Trainer, TrainState
+from reid.errors import ReidError
+from reid.losses import build_loss
+from reid.model import build_model
+from reid.spec import Spec, load_spec_text
+
+
+def resume_spec(run: RunDir, given: Spec | None) -> Spec:
+    """The spec saved in ``run``; if ``given`` differs from it, a :class:`ReidError` naming the keys."""
+    saved = load_spec_text(run.spec_text(), source=str(run.path / "spec.toml"))
+    if given is not None and given != saved:
+        a, b = saved.model_dump(), given.model_dump()
+        diff = [f"{sec}.{k}" for sec in a for k in (a[sec] if isinstance(a[sec], dict) else [None])
+                if (a[sec] if k is None else a[sec][k]) != (b[sec] if k is None else b[sec][k])]
+        raise ReidError(f"the spec differs from the one this run was started with ({', '.join(diff)})",
+                        where=str(run.path), fix="resume without a spec, or start a new run with --out")
+    return saved
+
+
+def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force: bool = False,
+                   plain: bool = False, console: Console | None = None) -> dict:
+    """Train and evaluate ``spec`` into run directory ``out`` and return the summary.
+
+    Args:
+        spec: the experiment (with ``resume``, may be ``None`` to use the run's saved spec).
+        out: run directory; must be new (or empty) unless ``resume`` or ``force``.
+        resume: continue from ``out/checkpoints/last.pt``.
+        force: overwrite an existing run in ``out``.
+        plain: one line per epoch instead of a live progress bar.
+    """
+    console = console or Console()
+    run = RunDir(out)
+    if resume:
+        if run.is_finished():
+            raise ReidError("this run is already finished", where=str(out), fix="start a new run with another --out")
+        spec = resume_spec(run, spec)
+    else:
+        run.create(spec.to_toml(), force=force)
+    set_threads(spec.runtime.threads)
+    seed_everything(spec.seed, spec.runtime.deterministic)
+    runtime = resolve_runtime(spec.runtime)
+    started = time.time()
+
+    data = build_data(spec.data)
+    model = build_model(spec.model, spec.head, num_classes=data.num_classes,
+                        input_size=(3, spec.data.height, spec.data.width)).to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = TrainLoader(data.train, spec.sampler, spec.augment, seed=spec.seed)
+    optimizer = build_optimizer(model, spec.optim)
+    iters = min(len(loader), spec.schedule.max_iters_per_epoch or len(loader))
+    schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=iters)
+    criterion = build_loss(spec.loss)
+
+    state, best = TrainState(), {}
+    if resume and run.last_checkpoint.is_file():
+        ckpt = load_checkpoint(run.last_checkpoint, map_location=runtime.device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if "rng_cuda" in ckpt and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        state = TrainState(ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"])
+        best = ckpt["best"]
+        run.truncate_metrics(state.global_step)
+        console.print(f"resuming {out} at epoch {state.epoch + 1}, iteration {state.iter_in_epoch} (step {state.global_step})")
+    elif resume:
+        run.truncate_metrics(0)
+
+    train_model = torch.compile(model) if spec.runtime.compile else model
+
+    def evaluate() -> dict:
+        return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin)
+
+    progress = ProgressHook(console, plain=plain)
+    hooks = [EvalHook(evaluate, spec.eval.every), MetricsHook(run, spec.runtime.log_every),
+             CheckpointHook(run, spec.runtime.checkpoint_every, best), progress]
+    trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
+                      hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state)
+    console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
+                  f"{' · channels_last' if runtime.channels_last else ''} · {data.num_classes} training identities · "
+                  f"{trainer.steps_per_epoch} iterations/epoch")
+    try:
+        trainer.train()
+    finally:
+        progress.close()
+    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol_for(spec.eval, data.same_set),
+                        session_seconds=time.time() - started)
+    run.write_summary(summary)
+    return summary
+
+
+def summarise(run: RunDir, spec: Spec, device: dict, dataset: dict, model: torch.nn.Module, protocol: str,
+              session_seconds: float) -> dict:
+    """Final and best metrics, wall time, device, dataset, model size and library versions."""
+    epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
+    evaluated = [r for r in epochs if "rank1" in r]
+    keys = [f"rank{r}" for r in spec.eval.ranks] + ["mAP", "mINP", "val_loss", "num_valid", "num_skipped"]
+    final = {k: evaluated[-1][k] for k in keys + ["epoch"]} if evaluated else {}
+    best = max(evaluated, key=lambda r: r["rank1"]) if evaluated else {}
+    return {
+        "name": spec.name,
+        "epochs": len(epochs),
+        "final": final,
+        "best": {k: best[k] for k in ["epoch"] + keys} if best else {},
+        "wall_seconds": round(sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in epochs), 2),
+        "last_session_seconds": round(session_seconds, 2),
+        "mean_images_per_second": round(sum(r["images_per_second"] for r in epochs) / max(len(epochs), 1), 2),
+        "device": device,
+        "dataset": dataset,
+        "evaluation": {"protocol": protocol, "distance": spec.eval.distance, "normalize": spec.eval.normalize,
+                       "flip": spec.eval.flip, "max_rank": spec.eval.max_rank},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "environment": environment(),
+    }

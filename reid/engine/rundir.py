@@ -1,0 +1,141 @@
+"""The run directory: everything a finished (or interrupted) run leaves behind.
+
+Layout::
+
+    RUN/
+      spec.toml          the resolved spec (defaults and --set overrides applied)
+      metrics.jsonl      one JSON object per line: {"kind": "iter" | "epoch" | "eval", ...}
+      checkpoints/last.pt  latest state (model, optimiser, schedule, RNG, position)
+      checkpoints/best.pt  model weights with the best Rank-1 so far
+      summary.json       written at the end: final and best metrics, wall time, device, versions
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from reid.engine.checkpoint import atomic_write_text
+from reid.errors import ReidError
+
+SPEC_FILE = "spec.toml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LAST_CKPT = "checkpoints/last.pt"
+BEST_CKPT = "checkpoints/best.pt"
+
+
+class RunDir:
+    """Paths and files of one run.
+
+    Example:
+        >>> import tempfile
+        >>> run = RunDir(Path(tempfile.mkdtemp()) / "r")
+        >>> run.create(spec_toml='name = "x"\\n')
+        >>> run.append_metrics({"kind": "epoch", "epoch": 1, "rank1": 0.5})
+        >>> [r["rank1"] for r in run.read_metrics()]
+        [0.5]
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """Path of the latest resumable checkpoint."""
+        return self.path / LAST_CKPT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """Path of the best-Rank-1 weights."""
+        return self.path / BEST_CKPT
+
+    @property
+    def metrics_path(self) -> Path:
+        """Path of ``metrics.jsonl``."""
+        return self.path / METRICS_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        """Path of ``summary.json``."""
+        return self.path / SUMMARY_FILE
+
+    def is_finished(self) -> bool:
+        """True once ``summary.json`` exists."""
+        return self.summary_path.is_file()
+
+    def create(self, spec_toml: str, force: bool = False) -> None:
+        """Make a fresh run directory; refuse to overwrite an existing run unless ``force``."""
+        if self.path.exists() and any(self.path.iterdir()):
+            if self.is_finished() and not force:
+                raise ReidError("this run directory holds a finished run", where=str(self.path),
+                                fix="choose another --out, or add --force to overwrite it")
+            if not force:
+                raise ReidError("this run directory holds an unfinished run", where=str(self.path),
+                                fix=f"continue it with --resume {self.path}, or add --force to start over")
+            for name in (METRICS_FILE, SUMMARY_FILE, LAST_CKPT, BEST_CKPT):
+                (self.path / name).unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / SPEC_FILE, spec_toml)
+        self.metrics_path.touch()
+
+    def spec_text(self) -> str:
+        """The resolved spec saved in this run."""
+        path = self.path / SPEC_FILE
+        if not path.is_file():
+            raise ReidError("not a run directory (no spec.toml)", where=str(self.path),
+                            fix="pass a directory written by `reid run`")
+        return path.read_text(encoding="utf-8")
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one JSON line and flush it to disk."""
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read_metrics(self) -> Iterator[dict[str, Any]]:
+        """Every complete record of ``metrics.jsonl`` (a torn last line from a crash is skipped)."""
+        if not self.metrics_path.is_file():
+            return
+        with open(self.metrics_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep only records logged at or before global iteration ``step`` (used when resuming)."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` atomically; marks the run finished."""
+        atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+    def read_summary(self) -> dict[str, Any]:
+        """The contents of ``summary.json``."""
+        if not self.is_finished():
+            raise ReidError("run has no summary.json (not finished)", where=str(self.path),
+                            fix=f"finish it with `reid run --resume {self.path}`")
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, Python, platform and git commit, for summaries."""
+    import timm
+    import torch
+    import torchvision
+
+    import reid
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"reid": reid.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "timm": timm.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "git_commit": commit}

@@ -1,0 +1,123 @@
+"""Device, precision, threads and seeding — resolved once from the spec's ``[runtime]`` table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reid.errors import ReidError
+from reid.spec import RuntimeSpec
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how tensors are computed.
+
+    Attributes:
+        device: ``cpu`` or ``cuda[:i]``.
+        dtype: autocast dtype (``torch.bfloat16`` / ``torch.float16``) or ``None`` for fp32.
+        channels_last: whether images and the model use the NHWC memory format.
+    """
+
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def precision(self) -> str:
+        """``bf16``, ``fp16`` or ``fp32``."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[self.dtype]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast context for forward passes (a no-op in fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the device (non-blocking from pinned memory on CUDA) in the model's layout."""
+        if self.device.type == "cuda" and not images.is_pinned():
+            images = images.pin_memory()
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def describe(self) -> dict:
+        """JSON-friendly summary for run directories."""
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
+        return {"device": str(self.device), "device_name": name, "precision": self.precision,
+                "channels_last": self.channels_last, "threads": torch.get_num_threads()}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 matrix maths runs natively (AMX / AVX-512-bf16 CPUs, Ampere+ GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
+    """Pick device, autocast dtype and memory format from the spec and the hardware.
+
+    ``auto`` means: CUDA when present; bf16 where supported (else fp16 on CUDA, fp32 on CPU);
+    channels_last whenever reduced precision is on (it pays off with bf16/fp16 kernels).
+
+    Example:
+        >>> resolve_runtime(RuntimeSpec(device="cpu", precision="fp32")).precision
+        'fp32'
+    """
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise ReidError("runtime.device = \"cuda\" but no CUDA GPU is visible", where="runtime.device",
+                        fix='use device = "auto" or "cpu", or check CUDA_VISIBLE_DEVICES and the driver')
+    use_cuda = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    if spec.precision == "auto":
+        dtype = torch.bfloat16 if bf16_supported(device) else (torch.float16 if use_cuda else None)
+    elif spec.precision == "bf16":
+        if not bf16_supported(device):
+            raise ReidError(f"bf16 is not supported on {device}", where="runtime.precision",
+                            fix='use precision = "auto" or "fp32"')
+        dtype = torch.bfloat16
+    elif spec.precision == "fp16":
+        if not use_cuda:
+            raise ReidError("fp16 autocast is only offered on CUDA", where="runtime.precision",
+                            fix='use "bf16" or "fp32" on the CPU')
+        dtype = torch.float16
+    else:
+        dtype = None
+    channels_last = spec.channels_last == "on" or (spec.channels_last == "auto" and dtype is not None)
+    return Runtime(device=device, dtype=dtype, channels_last=channels_last)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; in deterministic mode also force deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` intra-op threads (default: every core torch sees)."""
+    if threads:
+        torch.set_num_threads(threads)
