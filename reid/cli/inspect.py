@@ -1,1 +1,222 @@
-"""The `reid inspect` command (being written)."""
+"""The ``reid inspect`` command: layer table, documented-table check, Q2 / Q4, FLOPs, weights.
+
+Examples:
+    reid inspect --params                      # 72 rows, ✓ vs the documented table, exit 0 when all match
+    reid inspect --params --flops              # + fvcore FLOPs per stage
+    reid inspect --params --input 3x256x128 --arch resnet34 --last-stride 2
+    reid inspect --params --last-stride 2 --check   # deliberately different: exits 1 naming the first bad row
+    reid inspect --spec specs/quickstart.toml --format json
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from reid.cli.app import app
+from reid.errors import ReidError
+from reid.model import ReidModel, build_model
+from reid.model.flops import FlopReport, count_flops
+from reid.model.pooling import pooling_geometry
+from reid.model.summary import (
+    LayerRow,
+    Mismatch,
+    compare_with_documented,
+    differences_from_documented,
+    first_block,
+    format_shape,
+    layer_table,
+    totals,
+)
+from reid.spec import HeadSpec, ModelSpec, load_spec
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """``"3x128x128"`` → ``(3, 128, 128)``; a :class:`ReidError` for anything but three positive integers."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ReidError(f"{text!r} is not CxHxW with three positive integers", where="--input", fix="e.g. --input 3x128x128")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def parse_layers(text: str) -> tuple[int, int, int, int]:
+    """``"3,4,6,3"`` → ``(3, 4, 6, 3)``; a :class:`ReidError` for anything but four positive integers."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ReidError(f"{text!r} is not four positive block counts", where="--layers", fix="e.g. --layers 2,2,2,2 or 3,4,6,3")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _model_spec(base: ModelSpec, changes: dict[str, object]) -> ModelSpec:
+    try:
+        return ModelSpec.model_validate({**base.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
+    except ValidationError as e:
+        err = e.errors()[0]
+        option = "--" + str(err["loc"][0]).replace("_", "-")
+        raise ReidError(f"{err['input']!r}: {err['msg']}", where=option) from None
+
+
+def _head_spec(base: HeadSpec, head_type: str | None) -> HeadSpec:
+    try:
+        return HeadSpec.model_validate({**base.model_dump(), **({"type": head_type} if head_type else {})})
+    except ValidationError as e:
+        raise ReidError(f"{head_type!r}: {e.errors()[0]['msg']}", where="--head") from None
+
+
+def _rows_table(rows: list[LayerRow], mismatches: list[Mismatch] | None) -> Table:
+    bad = {m.row for m in mismatches or []}
+    table = Table(title="Layers (torchsummary style, batch shown as -1)")
+    table.add_column("Layer (type)")
+    table.add_column("Output Shape")
+    table.add_column("Param #", justify="right")
+    if mismatches is not None:
+        table.add_column("doc", justify="center")
+    for r in rows:
+        cells = [r.layer, format_shape(r.output_shape), f"{r.params:,}"]
+        if mismatches is not None:
+            cells.append("" if r.part != "backbone" else ("[red]✗[/]" if r.index in bad else "[green]✓[/]"))
+        table.add_row(*cells)
+    return table
+
+
+def _flops_table(report: FlopReport) -> Table:
+    table = Table(title=f"FLOPs for one {'x'.join(map(str, report.input_size))} image")
+    table.add_column("Stage")
+    table.add_column("FLOPs", justify="right")
+    table.add_column("Share", justify="right")
+    for stage, n in report.by_stage.items():
+        table.add_row(stage, f"{n:,}", f"{100 * n / max(report.total, 1):.1f}%")
+    table.add_row("[bold]total[/]", f"[bold]{report.total:,}[/]", f"{report.total / 1e9:.3f} G")
+    return table
+
+
+def _describe(m: Mismatch) -> str:
+    return f"row {m.row} ({m.layer}): {m.field} expected {m.expected}, got {m.got}"
+
+
+@app.command("inspect")
+def inspect_command(
+    params: bool = typer.Option(False, "--params", help="Print the layer table, totals, Q2 and Q4 (the default)."),
+    flops: bool = typer.Option(False, "--flops", help="Add fvcore FLOP counts per stage."),
+    input_size: str = typer.Option(None, "--input", help="Input size CxHxW, e.g. 3x256x128 (default: 3x128x128, or the spec's data size)."),
+    arch: str = typer.Option(None, "--arch", help="resnet18 or resnet34."),
+    layers: str = typer.Option(None, "--layers", help="Blocks per stage, e.g. 3,4,6,3 (overrides --arch)."),
+    last_stride: int = typer.Option(None, "--last-stride", help="Stride of the last stage: 1 or 2."),
+    pooling: str = typer.Option(None, "--pooling", help="avg, max or gem."),
+    head: str = typer.Option(None, "--head", help="none, classifier or bnneck (default: none, or the spec's)."),
+    num_classes: int = typer.Option(None, "--num-classes", help="Classifier outputs (default with a synthetic/folder --spec: data.train_ids)."),
+    pretrained: str = typer.Option(None, "--pretrained", help='"none", "imagenet" (torch hub cache) or a state-dict path.'),
+    spec: Path = typer.Option(None, "--spec", help="Take model, head and input size from this spec file."),
+    check: bool = typer.Option(False, "--check", help="Compare with the documented table even if the configuration differs."),
+    output_format: str = typer.Option("text", "--format", help="text or json."),
+) -> None:
+    """Show the network layer by layer and check it against the documented assignment table.
+
+    Exits 0 when the table matches (or is not compared), 1 naming the mismatching rows.
+    """
+    if output_format not in ("text", "json"):
+        raise ReidError(f"{output_format!r} is not text or json", where="--format")
+    loaded = load_spec(spec) if spec is not None else None
+    model_spec = _model_spec(
+        loaded.model if loaded else ModelSpec(),
+        {"arch": arch, "layers": parse_layers(layers) if layers else None, "last_stride": last_stride, "pooling": pooling, "pretrained": pretrained},
+    )
+    head_spec = _head_spec(loaded.head if loaded else HeadSpec(type="none"), head)
+    if input_size:
+        size = parse_input_size(input_size)
+    else:
+        size = (3, loaded.data.height, loaded.data.width) if loaded else (3, 128, 128)
+    if num_classes is None and loaded and loaded.data.dataset in ("synthetic", "folder") and loaded.data.train_ids:
+        num_classes = min(loaded.data.train_ids, loaded.data.limit_ids or loaded.data.train_ids)
+    if head_spec.type != "none" and num_classes is None:
+        raise ReidError(f"head {head_spec.type!r} needs a class count", where="--head", fix="add --num-classes N (training identities) or use --head none")
+    model = build_model(model_spec, head_spec, num_classes, size)
+    show_table = params or not flops
+    result = _inspect(model, model_spec, size, show_table, flops, check)
+    result["config"] = {"model": model_spec.model_dump(mode="json"), "head": head_spec.model_dump(mode="json"), "num_classes": num_classes, "input_size": list(size)}
+    if output_format == "json":
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _print_text(result)
+    mismatches = result.get("check", {}).get("mismatches")
+    if mismatches:
+        rows = len({m["row"] for m in mismatches})
+        Console(stderr=True, highlight=False).print(
+            f"[bold red]check failed:[/] {rows} row(s) differ from the documented table; first {_describe(Mismatch(**mismatches[0]))}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
+def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int], show_table: bool, flops: bool, check: bool) -> dict:
+    result: dict = {"pretrained": asdict(model.pretrained_report) if model.pretrained_report else None}
+    if show_table:
+        rows = layer_table(model)
+        differences = differences_from_documented(model_spec, size)
+        compared = check or not differences
+        result["rows"] = [asdict(r) for r in rows]
+        result["totals"] = asdict(totals(model))
+        geometry = pooling_geometry(model.backbone.feature_size)
+        result["pooling"] = {"layer": type(model.backbone.pool).__name__, **asdict(geometry)}
+        block = first_block(rows)
+        result["first_block"] = {"block": block.block, "rows": [r.layer for r in block.rows], "params": block.params}
+        result["check"] = {
+            "compared": compared,
+            "differences": differences,
+            "mismatches": [asdict(m) for m in compare_with_documented(rows)] if compared else [],
+        }
+    if flops:
+        result["flops"] = asdict(count_flops(model))
+    return result
+
+
+def _print_text(result: dict) -> None:
+    out = Console(highlight=False)
+    report = result["pretrained"]
+    if report:
+        discarded = ", ".join(report["discarded"]) or "none"
+        out.print(
+            f"pretrained: {len(report['loaded'])} tensors loaded from {report['source']}; "
+            f"missing: {', '.join(report['missing']) or 'none'}; discarded: {discarded}; "
+            f"shape mismatches: {', '.join(k for k, _, _ in report['shape_mismatches']) or 'none'}",
+            soft_wrap=True,
+        )
+    if "rows" in result:
+        chk = result["check"]
+        mismatches = [Mismatch(**m) for m in chk["mismatches"]]
+        rows = [LayerRow(**r) for r in result["rows"]]
+        out.print(_rows_table(rows, mismatches if chk["compared"] else None))
+        t = result["totals"]
+        out.print(f"Total params: {t['total']:,}\nTrainable params: {t['trainable']:,}\nNon-trainable params: {t['non_trainable']:,}")
+        if t["head"]:
+            out.print(f"  backbone {t['backbone']:,} + head {t['head']:,}")
+        p = result["pooling"]
+        fh, fw = p["feature_size"]
+        out.print(
+            f"Q2 pooling: final feature map {fh}x{fw} → {p['layer']} kernel {p['kernel'][0]}x{p['kernel'][1]}, "
+            f"stride {p['stride'][0]} → {p['output_size'][0]}x{p['output_size'][1]} "
+            "(the kernel covers the whole map: one window, so the stride does not change the result)",
+            soft_wrap=True,
+        )
+        b = result["first_block"]
+        out.print(f"Q4 first residual block ({b['block']}: {b['rows'][0]} … {b['rows'][-1]}): {b['params']:,} parameters")
+        if not chk["compared"]:
+            out.print(f"documented table: not compared — configuration differs ({'; '.join(chk['differences'])}); add --check to compare anyway", soft_wrap=True)
+        elif not mismatches:
+            out.print(f"documented table: all {sum(r.part == 'backbone' for r in rows)} rows match ✓")
+        else:
+            out.print(f"[red]documented table: {len({m.row for m in mismatches})} row(s) differ[/]")
+            for m in mismatches:
+                out.print(f"  ✗ {_describe(m)}", soft_wrap=True)
+    if "flops" in result:
+        f = result["flops"]
+        out.print(_flops_table(FlopReport(**{**f, "input_size": tuple(f["input_size"])})))
+        out.print(f["note"])
+        if f["skipped"]:
+            out.print("not counted by fvcore: " + ", ".join(f"{op} ×{n}" for op, n in f["skipped"].items()))

@@ -1,0 +1,21 @@
+"""The model core: backbone as data (block specs), one builder, heads, pretrained weights, checks.
+
+- :mod:`reid.model.blocks` — layer spec dataclasses and named layouts (``resnet18``, ``resnet34``);
+- :mod:`reid.model.builder` — ``ResBlock`` and the one builder;
+- :mod:`reid.model.pooling` — global pooling (avg / max / gem) and the Q2 / Q3 helpers;
+- :mod:`reid.model.heads` — ``none`` / ``classifier`` / ``bnneck`` heads;
+- :mod:`reid.model.network` — :class:`ReidModel` and :func:`build_model`;
+- :mod:`reid.model.pretrained` — ImageNet / file weights, with a load report;
+- :mod:`reid.model.summary` — torchsummary-style layer table, the documented-table check, Q4;
+- :mod:`reid.model.flops` — fvcore FLOP counts per stage.
+
+Example:
+    >>> from reid.spec import HeadSpec, ModelSpec
+    >>> model = build_model(ModelSpec(), HeadSpec(type="none"), num_classes=None)
+    >>> model.embedding_dim
+    512
+"""
+
+from reid.model.network import ReidModel, build_model
+
+__all__ = ["ReidModel", "build_model"]

@@ -1,0 +1,134 @@
+"""The one builder: turns a tuple of layer specs (:mod:`reid.model.blocks`) into a backbone.
+
+Module names follow torchvision's ResNet (``conv1``, ``bn1``, ``relu``, ``maxpool``,
+``layer1.0.conv1``, ``layer1.0.downsample.0`` …, plus ``pool``), so torchvision state
+dicts load without a key mapping.
+
+Example:
+    >>> from reid.model.blocks import backbone_specs
+    >>> net = build_backbone(backbone_specs("resnet18"), input_size=(3, 128, 128))
+    >>> net(torch.zeros(2, 3, 128, 128)).shape, net.feature_size
+    (torch.Size([2, 512]), (8, 8))
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from reid.model.blocks import GlobalPoolSpec, LayerSpec, MaxPoolSpec, StageSpec, StemSpec, spec_output_size
+from reid.model.pooling import POOLINGS, pooling_geometry
+
+
+class ResBlock(nn.Module):
+    """A BasicBlock: conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, → ReLU.
+
+    The shortcut (``downsample``) is ``nn.Identity`` when input and output shapes match
+    and a 1×1 conv + BN projection when they don't. Calling order (what a
+    torchsummary-style table lists): conv1, bn1, relu, conv2, bn2, downsample, relu.
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        if stride == 1 and in_channels == channels:
+            self.downsample: nn.Module = nn.Identity()
+        else:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) → (B, C, H/stride, W/stride)."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.downsample(x))
+
+
+class Backbone(nn.Module):
+    """Runs its children in order and flattens the pooled map to a (B, D) embedding.
+
+    Attributes:
+        specs: the layer specs it was built from.
+        input_size: (C, H, W) the pooling window was derived for.
+        feature_size: (H, W) of the last feature map (before pooling).
+        embedding_dim: D.
+        groups: stage name (``stem``, ``layer1`` … ``layer4``, ``pooling``) → child module names.
+    """
+
+    def __init__(
+        self,
+        modules: OrderedDict[str, nn.Module],
+        groups: dict[str, list[str]],
+        specs: tuple[LayerSpec, ...],
+        input_size: tuple[int, int, int],
+        feature_size: tuple[int, int],
+        embedding_dim: int,
+    ):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+        self.groups = groups
+        self.specs = specs
+        self.input_size = input_size
+        self.feature_size = feature_size
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images → (B, D) pooled embedding."""
+        for module in self.children():
+            x = module(x)
+        return torch.flatten(x, 1)
+
+
+def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int] = (3, 128, 128)) -> Backbone:
+    """Build a :class:`Backbone` from layer specs for images of ``input_size`` (C, H, W).
+
+    Every conv/pool pads by ``kernel // 2``, so any positive H, W gives maps of at least 1×1.
+    """
+    channels, hw = input_size[0], (input_size[1], input_size[2])
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    groups: dict[str, list[str]] = {}
+    stage = 0
+    for spec in specs:
+        match spec:
+            case StemSpec(out, k, s):
+                modules["conv1"] = nn.Conv2d(channels, out, k, stride=s, padding=k // 2, bias=False)
+                modules["bn1"] = nn.BatchNorm2d(out)
+                modules["relu"] = nn.ReLU(inplace=True)
+                groups["stem"] = ["conv1", "bn1", "relu"]
+                channels = out
+            case MaxPoolSpec(k, s):
+                modules["maxpool"] = nn.MaxPool2d(k, stride=s, padding=k // 2)
+                groups.setdefault("stem", []).append("maxpool")
+            case StageSpec(out, n, s):
+                stage += 1
+                name = f"layer{stage}"
+                blocks = [ResBlock(channels if i == 0 else out, out, s if i == 0 else 1) for i in range(n)]
+                modules[name] = nn.Sequential(*blocks)
+                groups[name] = [name]
+                channels = out
+            case GlobalPoolSpec(kind):
+                modules["pool"] = POOLINGS.get(kind)(pooling_geometry(hw))
+                groups["pooling"] = ["pool"]
+                continue
+        hw = spec_output_size(spec, hw)
+    net = Backbone(modules, groups, tuple(specs), tuple(input_size), hw, channels)
+    _init_weights(net)
+    return net
+
+
+def _init_weights(net: nn.Module) -> None:
+    # torchvision's ResNet initialisation: Kaiming (fan_out) convs, BN weight 1 / bias 0.
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

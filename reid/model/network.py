@@ -1,0 +1,103 @@
+"""The whole re-ID network (backbone + head) and :func:`build_model`, the one entry point.
+
+Example:
+    >>> from reid.spec import HeadSpec, ModelSpec
+    >>> model = build_model(ModelSpec(), HeadSpec(type="bnneck"), num_classes=230)
+    >>> out = model(torch.randn(2, 3, 128, 128))
+    >>> out["features"].shape, out["logits"].shape, model.embed(torch.randn(2, 3, 128, 128)).shape
+    (torch.Size([2, 512]), torch.Size([2, 230]), torch.Size([2, 512]))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reid.errors import ReidError
+from reid.model.blocks import backbone_specs
+from reid.model.builder import Backbone, build_backbone
+from reid.model.heads import build_head
+from reid.model.pretrained import PretrainedReport, load_pretrained
+from reid.spec import HeadSpec, ModelSpec
+
+
+class ReidModel(nn.Module):
+    """Backbone + head.
+
+    ``forward(x)`` returns ``{"features": (B, D) pooled embedding (what triplet loss
+    uses), "logits": (B, C) or None}``. Logits are computed whenever the head has a
+    classifier, in training *and* eval mode (one small matmul); they are None only for
+    head ``none``. ``embed(x)`` is the retrieval feature: post-BN for ``bnneck``,
+    the pooled embedding otherwise.
+
+    Attributes:
+        backbone: the :class:`~reid.model.builder.Backbone`.
+        head: the head module (see :mod:`reid.model.heads`).
+        embedding_dim: D.
+        pretrained_report: what loading pretrained weights did (None when none were loaded).
+    """
+
+    def __init__(self, backbone: Backbone, head: nn.Module, pretrained_report: PretrainedReport | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.embedding_dim = backbone.embedding_dim
+        self.pretrained_report = pretrained_report
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """(B, C, H, W) images → ``{"features": (B, D), "logits": (B, C) or None}``."""
+        features = self.backbone(x)
+        _, logits = self.head(features)
+        return {"features": features, "logits": logits}
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images → (B, D) retrieval features (call in eval mode)."""
+        embedding, _ = self.head(self.backbone(x))
+        return embedding
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classifier outputs, or None without a classifier."""
+        return self.head.num_classes
+
+    def replace_classifier(self, num_classes: int) -> None:
+        """Swap in a freshly initialised classifier with ``num_classes`` outputs.
+
+        Raises:
+            ReidError: the head has no classifier.
+        """
+        if not hasattr(self.head, "replace_classifier"):
+            raise ReidError("this model's head has no classifier to replace", where="head.type")
+        self.head.replace_classifier(num_classes)
+
+
+def check_input_size(input_size: tuple[int, ...]) -> tuple[int, int, int]:
+    """Validate (C, H, W): three positive integers.
+
+    Raises:
+        ReidError: anything else.
+    """
+    if len(input_size) != 3 or any(not isinstance(n, int) or n < 1 for n in input_size):
+        raise ReidError(f"input size {tuple(input_size)} must be three positive integers (C, H, W)", where="input size", fix="e.g. 3x128x128")
+    return tuple(input_size)  # type: ignore[return-value]
+
+
+def build_model(
+    model: ModelSpec, head: HeadSpec, num_classes: int | None, input_size: tuple[int, int, int] = (3, 128, 128)
+) -> ReidModel:
+    """Build backbone + head from the spec tables, loading pretrained weights if asked.
+
+    Args:
+        model: ``[model]`` table: arch / layers / last_stride / pooling / pretrained.
+        head: ``[head]`` table.
+        num_classes: training identities (required for ``classifier`` and ``bnneck``).
+        input_size: (C, H, W); the pooling window is derived from it.
+
+    Raises:
+        ReidError: bad sizes, a head without classes, missing or corrupt weights.
+    """
+    input_size = check_input_size(input_size)
+    specs = backbone_specs(model.arch, model.layers, model.last_stride, model.pooling)
+    backbone = build_backbone(specs, input_size)
+    report = load_pretrained(backbone, model.pretrained, model.arch)
+    return ReidModel(backbone, build_head(head, backbone.embedding_dim, num_classes), report)

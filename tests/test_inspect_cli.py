@@ -1,0 +1,110 @@
+"""`reid inspect`: table check exit codes, JSON output, one-line errors."""
+
+import json
+
+import pytest
+import torch
+import torchvision
+
+from reid.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(["inspect", *args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_params_matches_the_documented_table(capsys):
+    code, out, _ = run(capsys, "--params")
+    assert code == 0
+    assert "AvgPool2d-72" in out and "[-1, 512, 1, 1]" in out
+    assert "Total params: 11,176,512" in out and "Trainable params: 11,176,512" in out
+    assert "all 72 rows match" in out
+    assert "kernel 8x8" in out and "73,984" in out
+    assert "✗" not in out
+
+
+def test_flops_adds_the_per_stage_breakdown(capsys):
+    code, out, _ = run(capsys, "--params", "--flops")
+    assert code == 0
+    assert "multiply-add" in out and "layer4" in out and "pooling" in out
+
+
+def test_other_configuration_is_not_compared(capsys):
+    code, out, _ = run(capsys, "--params", "--input", "3x256x128", "--arch", "resnet34", "--last-stride", "2")
+    assert code == 0
+    assert "not compared" in out and "AvgPool2d-136" in out and "8x4" in out
+
+
+@pytest.mark.parametrize(
+    "args, first_row",
+    [(["--last-stride", "2"], "row 55 (Conv2d-55)"), (["--layers", "2,2,2,1"], "row 64 (Conv2d-64)")],
+)
+def test_altered_model_with_check_fails_naming_the_first_row(capsys, args, first_row):
+    code, out, err = run(capsys, "--params", "--check", *args)
+    assert code == 1
+    assert first_row in err and "✗" in out
+
+
+def test_json_output(capsys):
+    code, out, _ = run(capsys, "--flops", "--params", "--format", "json", "--head", "bnneck", "--num-classes", "10")
+    assert code == 0
+    data = json.loads(out)
+    assert len(data["rows"]) == 74 and data["rows"][71]["layer"] == "AvgPool2d-72"
+    assert data["totals"]["backbone"] == 11_176_512
+    assert data["totals"]["non_trainable"] == 512  # the BN neck's frozen bias
+    assert data["check"] == {"compared": True, "differences": [], "mismatches": []}
+    assert data["first_block"]["params"] == 73_984
+    assert data["pooling"]["kernel"] == [8, 8]
+    assert data["flops"]["total"] == sum(data["flops"]["by_stage"].values())
+    assert data["config"]["head"]["type"] == "bnneck"
+
+
+def test_json_mismatch_exit_code(capsys):
+    code, out, _ = run(capsys, "--format", "json", "--check", "--last-stride", "2")
+    assert code == 1 and json.loads(out)["check"]["mismatches"][0]["row"] == 55
+
+
+def test_spec_supplies_model_head_and_input(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "t"\n[data]\nheight = 256\nwidth = 128\ntrain_ids = 20\n[model]\nlast_stride = 2\n')
+    code, out, _ = run(capsys, "--spec", str(spec), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and not data["check"]["compared"]
+    assert data["config"]["input_size"] == [3, 256, 128] and data["config"]["num_classes"] == 20
+    assert data["rows"][-1]["layer"] == "Linear-74" and data["rows"][-1]["output_shape"] == [-1, 20]
+    code, out, _ = run(capsys, "--spec", str(spec), "--last-stride", "1", "--input", "3x128x128", "--format", "json")
+    assert code == 0 and json.loads(out)["check"]["compared"]
+
+
+def test_pretrained_report(tmp_path, capsys):
+    path = tmp_path / "w.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    code, out, _ = run(capsys, "--pretrained", str(path), "--format", "json")
+    assert code == 0 and json.loads(out)["pretrained"]["discarded"] == ["fc.weight", "fc.bias"]
+
+
+@pytest.mark.parametrize(
+    "args, mentions",
+    [
+        (["--input", "3x0x5"], "--input"),
+        (["--layers", "a,b"], "--layers"),
+        (["--last-stride", "3"], "--last-stride"),
+        (["--last-stride", "x"], "--last-stride"),
+        (["--arch", "resnet50"], "--arch"),
+        (["--head", "classifier"], "--num-classes"),
+        (["--format", "xml"], "--format"),
+        (["--pretrained", "/no/such/file.pth"], "not found"),
+    ],
+)
+def test_bad_options_give_one_error_line(capsys, args, mentions):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and mentions in lines[0]
+    assert "Traceback" not in out + err
