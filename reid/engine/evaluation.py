@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+from reid.data.describe import protocol_hint
 from reid.data.loaders import eval_batches
+from reid.engine.distributed import DistContext, gather_rows, shard_indices
 from reid.engine.runtime import Runtime
 from reid.losses import triplet_loss
 from reid.metrics import compute_distance, evaluate
@@ -48,14 +50,13 @@ def extract_features(model: torch.nn.Module, imageset, runtime: Runtime, spec: E
     return Features(feats, imageset.pids[sel].clone(), imageset.camids[sel].clone())
 
 
-def protocol_for(spec: EvalSpec, same_set: bool) -> str:
-    """The ranking protocol: the spec's choice, or ``all`` for a leave-one-out set and ``market`` otherwise."""
-    if spec.protocol != "auto":
-        return spec.protocol
-    return "all" if same_set else "market"
+def protocol_for(spec: EvalSpec, data) -> str:
+    """The ranking protocol: the spec's choice, or what fits the data (``all`` for a leave-one-out
+    set or a single camera, ``market`` otherwise; see :func:`reid.data.describe.protocol_hint`)."""
+    return spec.protocol if spec.protocol != "auto" else protocol_hint(data.splits)
 
 
-def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float) -> dict:
+def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float, protocol: str) -> dict:
     """Distances + CMC/mAP/mINP for extracted features, plus a validation triplet loss.
 
     The validation loss is the batch-hard triplet loss over all validation embeddings
@@ -64,7 +65,7 @@ def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, ma
     """
     distmat = compute_distance(query.features, gallery.features, metric=spec.distance, normalize=spec.normalize)
     result = evaluate(distmat, query.pids, gallery.pids, query.camids, gallery.camids,
-                      max_rank=spec.max_rank, protocol=protocol_for(spec, same_set), same_set=same_set)
+                      max_rank=spec.max_rank, protocol=protocol, same_set=same_set)
     cmc = [float(x) for x in result["cmc"]]
     metrics = {f"rank{r}": cmc[min(r, len(cmc)) - 1] for r in spec.ranks}
     pool = gallery if same_set else Features(torch.cat([query.features, gallery.features]),
@@ -76,13 +77,27 @@ def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, ma
     return metrics
 
 
+def extract_sharded(model: torch.nn.Module, imageset, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
+                    ctx: DistContext) -> Features:
+    """:func:`extract_features` split over the ranks of ``ctx`` (ordered, padded shards), gathered on every rank.
+
+    The result equals a single-process extraction: shards are contiguous, in rank order, and the
+    padding is trimmed.
+    """
+    if not ctx.enabled:
+        return extract_features(model, imageset, runtime, spec, augment)
+    n = len(imageset)
+    local = extract_features(model, imageset, runtime, spec, augment, indices=shard_indices(n, ctx))
+    return Features(gather_rows(local.features, n, ctx), imageset.pids.clone(), imageset.camids.clone())
+
+
 def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
-                   margin: float) -> dict:
+                   margin: float, ctx: DistContext = DistContext()) -> dict:
     """Evaluate ``model`` on ``data.query`` / ``data.gallery`` and return a flat metrics dict.
 
     Keys: ``rank{r}`` for each of ``spec.ranks``, ``mAP``, ``mINP``, ``cmc`` (list), ``num_valid``,
-    ``num_skipped``, ``val_loss``.
+    ``num_skipped``, ``val_loss``. Under torchrun every rank extracts a shard and gets the same result.
     """
-    query = extract_features(model, data.query, runtime, spec, augment)
-    gallery = query if data.same_set else extract_features(model, data.gallery, runtime, spec, augment)
-    return score(query, gallery, spec, data.same_set, margin)
+    query = extract_sharded(model, data.query, runtime, spec, augment, ctx)
+    gallery = query if data.same_set else extract_sharded(model, data.gallery, runtime, spec, augment, ctx)
+    return score(query, gallery, spec, data.same_set, margin, protocol_for(spec, data))

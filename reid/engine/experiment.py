@@ -19,16 +19,17 @@ from rich.console import Console
 from reid.data import build_data
 from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_checkpoint
+from reid.engine.distributed import DistContext, barrier, broadcast_flag, cleanup, init_distributed
 from reid.engine.evaluation import evaluate_model, protocol_for
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
 from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.rundir import RunDir, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
-from reid.engine.trainer import Trainer, TrainState
+from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
 from reid.losses import build_loss
 from reid.model import build_model
-from reid.spec import Spec, load_spec_text
+from reid.spec import SamplerSpec, Spec, load_spec_text
 
 
 def resume_spec(run: RunDir, given: Spec | None) -> Spec:
@@ -55,16 +56,18 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
         plain: one line per epoch instead of a live progress bar.
     """
     console = console or Console()
+    ctx = init_distributed(spec.runtime.device if spec is not None else "auto")
     run = RunDir(out)
     if resume:
         if run.is_finished():
             raise ReidError("this run is already finished", where=str(out), fix="start a new run with another --out")
         spec = resume_spec(run, spec)
-    else:
+    elif ctx.is_main:
         run.create(spec.to_toml(), force=force)
+    barrier(ctx)
     set_threads(spec.runtime.threads)
     seed_everything(spec.seed, spec.runtime.deterministic)
-    runtime = resolve_runtime(spec.runtime)
+    runtime = resolve_runtime(spec.runtime, local_rank=ctx.local_rank)
     started = time.time()
 
     data = build_data(spec.data)
@@ -72,7 +75,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
                         input_size=(3, spec.data.height, spec.data.width)).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = TrainLoader(data.train, spec.sampler, spec.augment, seed=spec.seed)
+    loader = TrainLoader(data.train, per_rank_sampler(spec.sampler, ctx), spec.augment, seed=spec.seed,
+                         rank=ctx.rank, world_size=ctx.world_size)
     optimizer = build_optimizer(model, spec.optim)
     iters = min(len(loader), spec.schedule.max_iters_per_epoch or len(loader))
     schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=iters)
@@ -89,32 +93,74 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
         state = TrainState(ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"])
         best = ckpt["best"]
-        run.truncate_metrics(state.global_step)
-        console.print(f"resuming {out} at epoch {state.epoch + 1}, iteration {state.iter_in_epoch} (step {state.global_step})")
-    elif resume:
+        if ctx.is_main:
+            run.truncate_metrics(state.global_step)
+            console.print(f"resuming {out} at epoch {state.epoch + 1}, iteration {state.iter_in_epoch} "
+                          f"(step {state.global_step})")
+    elif resume and ctx.is_main:
         run.truncate_metrics(0)
+    barrier(ctx)
 
-    train_model = torch.compile(model) if spec.runtime.compile else model
+    train_model = wrap_for_training(model, spec, ctx, runtime)
 
     def evaluate() -> dict:
-        return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin)
+        return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
     progress = ProgressHook(console, plain=plain)
-    hooks = [EvalHook(evaluate, spec.eval.every), MetricsHook(run, spec.runtime.log_every),
-             CheckpointHook(run, spec.runtime.checkpoint_every, best), progress]
+    hooks = [EvalHook(evaluate, spec.eval.every)]
+    if ctx.is_main:
+        hooks += [MetricsHook(run, spec.runtime.log_every), CheckpointHook(run, spec.runtime.checkpoint_every, best),
+                  progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
-                      hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state)
-    console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
-                  f"{' · channels_last' if runtime.channels_last else ''} · {data.num_classes} training identities · "
-                  f"{trainer.steps_per_epoch} iterations/epoch")
+                      hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
+                      agree=lambda flag: broadcast_flag(flag, ctx))
+    if ctx.is_main:
+        console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
+                      f"{' · channels_last' if runtime.channels_last else ''}"
+                      f"{f' · {ctx.world_size} processes' if ctx.enabled else ''} · "
+                      f"{data.num_classes} training identities · {trainer.steps_per_epoch} iterations/epoch")
     try:
         trainer.train()
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(e.what, where=str(out), fix=f"continue with `reid run --resume {out}`") from None
     finally:
         progress.close()
-    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol_for(spec.eval, data.same_set),
+    barrier(ctx)
+    if not ctx.is_main:
+        cleanup(ctx)
+        return {}
+    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol_for(spec.eval, data),
                         session_seconds=time.time() - started)
     run.write_summary(summary)
+    cleanup(ctx)
     return summary
+
+
+def per_rank_sampler(spec: SamplerSpec, ctx: DistContext) -> SamplerSpec:
+    """The sampler each rank uses so that the *global* batch is the spec's.
+
+    Under torchrun with ``W`` processes, each rank draws ``batch_size / W`` images (random
+    sampler) or ``P / W`` identities × K images (PK sampler); gradients are averaged by DDP, so
+    the optimiser sees the spec's global batch and the spec's learning rate needs no rescaling.
+    """
+    if not ctx.enabled:
+        return spec
+    total, field = (spec.p, "p") if spec.type == "pk" else (spec.batch_size, "batch_size")
+    if total % ctx.world_size:
+        raise ReidError(f"sampler.{field} = {total} does not split evenly over {ctx.world_size} processes",
+                        where=f"sampler.{field}", fix=f"use a multiple of {ctx.world_size}")
+    return spec.model_copy(update={field: total // ctx.world_size})
+
+
+def wrap_for_training(model: torch.nn.Module, spec: Spec, ctx: DistContext, runtime) -> torch.nn.Module:
+    """The module the loop trains: optionally SyncBatchNorm + DistributedDataParallel, optionally compiled."""
+    train_model = model
+    if ctx.enabled:
+        if spec.runtime.sync_bn:
+            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
+    return torch.compile(train_model) if spec.runtime.compile else train_model
 
 
 def summarise(run: RunDir, spec: Spec, device: dict, dataset: dict, model: torch.nn.Module, protocol: str,
@@ -127,6 +173,7 @@ def summarise(run: RunDir, spec: Spec, device: dict, dataset: dict, model: torch
     best = max(evaluated, key=lambda r: r["rank1"]) if evaluated else {}
     return {
         "name": spec.name,
+        "run_dir": str(run.path),
         "epochs": len(epochs),
         "final": final,
         "best": {k: best[k] for k in ["epoch"] + keys} if best else {},

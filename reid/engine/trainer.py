@@ -94,6 +94,7 @@ class Trainer:
     hooks: list[Hook] = field(default_factory=list)
     iters_per_epoch: int | None = None
     state: TrainState = field(default_factory=TrainState)
+    agree: Callable[[bool], bool] = lambda flag: flag  # ranks agree on stopping (see distributed.broadcast_flag)
     step_output: StepOutput | None = None
     epoch_record: dict[str, Any] = field(default_factory=dict)
     _stop_requested: bool = False
@@ -150,6 +151,7 @@ class Trainer:
             self.state.global_step += 1
             self.schedule.after_iteration(self.state.global_step)
             self._call("after_step")
+            self._stop_requested = self.agree(self._stop_requested)
             if self._stop_requested:
                 return
         self.state.epoch += 1

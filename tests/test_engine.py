@@ -1,0 +1,172 @@
+"""End-to-end engine behaviour on a tiny synthetic set: learning, kill -9 + resume, Ctrl-C, NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid.engine.experiment import run_experiment
+from reid.engine.rundir import RunDir
+from reid.engine.trainer import NonFiniteLoss
+from reid.errors import ReidError
+from reid.spec import load_spec_text
+
+TINY = """
+name = "tiny"
+seed = 3
+[data]
+identities = 16
+images_per_identity = 6
+cameras = 2
+height = 64
+width = 64
+train_ids = 10
+query_rule = "leave_one_out"
+[augment]
+erase = 0.0
+[optim]
+lr = 1e-3
+[schedule]
+epochs = 4
+warmup_epochs = 0
+[eval]
+batch_size = 64
+[runtime]
+precision = "fp32"
+deterministic = true
+threads = 2
+log_every = 1
+"""
+
+ID_LOSS = TINY + """
+[sampler]
+type = "random"
+batch_size = 16
+"""
+
+TRIPLET = TINY.replace("[optim]", "[head]\ntype = \"none\"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n[sampler]\ntype = \"pk\"\np = 4\nk = 4\n[optim]")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REID_CACHE", str(tmp_path_factory.getbasetemp() / "reid-cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """An uninterrupted ID-loss run that interrupted runs must reproduce."""
+    return run_experiment(load_spec_text(ID_LOSS), tmp_path_factory.mktemp("ref") / "run", plain=True)
+
+
+def _epochs(run_dir: Path) -> list[dict]:
+    return [r for r in RunDir(run_dir).read_metrics() if r["kind"] == "epoch"]
+
+
+def _chance_rank1(spec) -> float:
+    n = spec.data.images_per_identity
+    ids = spec.data.identities - spec.data.train_ids
+    return (n - 1) / (ids * n - 1)
+
+
+@pytest.mark.parametrize("text", [ID_LOSS, TRIPLET], ids=["id", "triplet"])
+def test_training_lowers_loss_and_beats_chance(tmp_path, text, reference):
+    spec = load_spec_text(text)
+    if text == ID_LOSS:
+        summary, run_dir = reference, Path(reference["run_dir"])
+    else:
+        summary, run_dir = run_experiment(spec, tmp_path / "run", plain=True), tmp_path / "run"
+    epochs = _epochs(run_dir)
+    assert len(epochs) == spec.schedule.epochs
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert summary["final"]["rank1"] > 1.5 * _chance_rank1(spec)
+    for name in ("spec.toml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run_dir / name).is_file()
+    assert summary["final"]["rank1"] == epochs[-1]["rank1"] and summary["evaluation"]["protocol"] == "all"
+    iters = [r for r in RunDir(run_dir).read_metrics() if r["kind"] == "iter"]
+    assert [r["step"] for r in iters] == list(range(1, len(iters) + 1))  # log_every = 1
+
+
+def test_finished_run_is_not_overwritten(tmp_path):
+    spec = load_spec_text(ID_LOSS, overrides=["schedule.epochs=1"])
+    run_experiment(spec, tmp_path / "run", plain=True)
+    with pytest.raises(ReidError, match="finished run"):
+        run_experiment(spec, tmp_path / "run", plain=True)
+    with pytest.raises(ReidError, match="already finished"):
+        run_experiment(None, tmp_path / "run", resume=True, plain=True)
+
+
+def _launch(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "reid", "run", *args, "--plain"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill9", "sigint"])
+def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, how, reference):
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(ID_LOSS)
+
+    out = tmp_path / "interrupted"
+    proc = _launch([str(spec_path), "--out", str(out)])
+    if how == "kill9":  # kill after the first epoch's checkpoint, part-way through the second epoch
+        _wait_for(lambda: len(_epochs(out)) >= 1 and (out / "checkpoints/last.pt").is_file()
+                  and any(r["kind"] == "iter" and r["epoch"] == 2 for r in RunDir(out).read_metrics()), proc)
+        proc.send_signal(signal.SIGKILL)
+    else:  # Ctrl-C mid-epoch: a resumable checkpoint is written before exit
+        _wait_for(lambda: any(r["kind"] == "iter" and r["step"] >= 6 for r in RunDir(out).read_metrics()), proc)
+        proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    if how == "sigint":
+        assert proc.returncode == 130, output
+        assert "--resume" in output or "resum" in output
+        ckpt = torch.load(out / "checkpoints/last.pt", weights_only=True)
+        assert ckpt["global_step"] >= 6
+    assert not RunDir(out).is_finished()
+
+    resumed = subprocess.run([sys.executable, "-m", "reid", "run", "--resume", str(out), "--plain"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final"] == reference["final"]
+    steps = [r["step"] for r in RunDir(out).read_metrics() if r["kind"] == "iter"]
+    assert steps == sorted(set(steps))  # no duplicated records after resuming
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import reid.engine.experiment as experiment
+
+    real_build_loss = experiment.build_loss
+
+    def exploding(spec):
+        criterion, calls = real_build_loss(spec), []
+
+        def wrapped(outputs, pids):
+            calls.append(1)
+            loss, parts = criterion(outputs, pids)
+            return (loss * float("nan"), parts) if len(calls) > 5 else (loss, parts)
+        return wrapped
+
+    monkeypatch.setattr(experiment, "build_loss", exploding)
+    with pytest.raises(NonFiniteLoss, match="loss became nan"):
+        run_experiment(load_spec_text(ID_LOSS), tmp_path / "run", plain=True)
+    ckpt = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
