@@ -157,6 +157,9 @@ def wrap_for_training(model: torch.nn.Module, spec: Spec, ctx: DistContext, runt
     train_model = model
     if ctx.enabled:
         if spec.runtime.sync_bn:
+            if runtime.device.type != "cuda":
+                raise ReidError("SyncBatchNorm runs on GPUs only (PyTorch has no CPU implementation)",
+                                where="runtime.sync_bn", fix="set runtime.sync_bn = false for CPU processes")
             train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
