@@ -41,7 +41,7 @@ def run(
     console = Console(force_terminal=None if not plain else False)
     summary = run_experiment(parsed, target, resume=resume is not None, force=force,
                              plain=plain or not console.is_terminal or bool(os.environ.get("CI")), console=console)
-    final = summary["final"]
+    final = summary.get("final")  # empty on ranks other than 0 under torchrun
     if final:
         console.print(f"[bold green]done[/] {target}: " + " · ".join(
             f"{k} {final[k]:.4f}" for k in final if k.startswith("rank") or k in ("mAP", "mINP")))

@@ -69,6 +69,8 @@ class RunDir:
 
     def create(self, spec_toml: str, force: bool = False) -> None:
         """Make a fresh run directory; refuse to overwrite an existing run unless ``force``."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ReidError("the run directory path is a file", where=str(self.path), fix="choose another --out")
         if self.path.exists() and any(self.path.iterdir()):
             if self.is_finished() and not force:
                 raise ReidError("this run directory holds a finished run", where=str(self.path),
