@@ -16,7 +16,7 @@ from reid.data.loaders import eval_batches
 from reid.engine.distributed import DistContext, gather_rows, shard_indices
 from reid.engine.runtime import Runtime
 from reid.losses import triplet_loss
-from reid.metrics import compute_distance, evaluate
+from reid.metrics import evaluate_features
 from reid.spec import AugmentSpec, EvalSpec
 
 
@@ -63,9 +63,10 @@ def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, ma
     (margin ``margin``): ID loss is undefined there, because validation identities are not
     among the classifier's classes.
     """
-    distmat = compute_distance(query.features, gallery.features, metric=spec.distance, normalize=spec.normalize)
-    result = evaluate(distmat, query.pids, gallery.pids, query.camids, gallery.camids,
-                      max_rank=spec.max_rank, protocol=protocol, same_set=same_set)
+    max_rank = min(spec.max_rank, len(gallery.pids) - int(same_set))  # a small gallery caps the CMC curve
+    result = evaluate_features(query.features, gallery.features, query.pids, gallery.pids, query.camids,
+                               gallery.camids, metric=spec.distance, normalize=spec.normalize, max_rank=max_rank,
+                               protocol=protocol, same_set=same_set)
     cmc = [float(x) for x in result["cmc"]]
     metrics = {f"rank{r}": cmc[min(r, len(cmc)) - 1] for r in spec.ranks}
     pool = gallery if same_set else Features(torch.cat([query.features, gallery.features]),
