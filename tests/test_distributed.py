@@ -25,19 +25,12 @@ from reid.engine.evaluation import Features, extract_features, extract_sharded, 
 from reid.engine.rundir import RunDir
 from reid.engine.runtime import Runtime
 from reid.spec import AugmentSpec, EvalSpec
+from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 TINY = """
 name = "tiny-ddp"
 seed = 5
-[data]
-identities = 16
-images_per_identity = 6
-cameras = 2
-height = 64
-width = 64
-train_ids = 10
-query_rule = "leave_one_out"
-[augment]
+""" + TINY_DATA + FP32_DETERMINISTIC + """[augment]
 flip = 0.0
 pad = 0
 erase = 0.0
@@ -51,10 +44,6 @@ lr = 3e-4
 [schedule]
 epochs = 3
 warmup_epochs = 0
-[runtime]
-precision = "fp32"
-deterministic = true
-log_every = 1
 """
 
 # Per-rank BatchNorm statistics (8 images per rank instead of 16; SyncBatchNorm has no CPU

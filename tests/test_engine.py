@@ -18,18 +18,12 @@ from reid.engine.rundir import RunDir
 from reid.engine.trainer import NonFiniteLoss
 from reid.errors import ReidError
 from reid.spec import load_spec_text
+from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 TINY = """
 name = "tiny"
 seed = 3
-[data]
-identities = 16
-images_per_identity = 6
-cameras = 2
-height = 64
-width = 64
-train_ids = 10
-query_rule = "leave_one_out"
+""" + TINY_DATA + FP32_DETERMINISTIC + """threads = 2
 [augment]
 erase = 0.0
 [optim]
@@ -39,11 +33,6 @@ epochs = 4
 warmup_epochs = 0
 [eval]
 batch_size = 64
-[runtime]
-precision = "fp32"
-deterministic = true
-threads = 2
-log_every = 1
 """
 
 ID_LOSS = TINY + """
