@@ -20,18 +20,23 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from reid.spec import AugmentSpec
 
 
-def _standardise(x: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
-    return (x - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+def _standardise_(x: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
+    """Normalise float ``x`` in place with the spec's mean / std (and return it)."""
+    return x.sub_(torch.tensor(spec.mean).view(1, 3, 1, 1)).div_(torch.tensor(spec.std).view(1, 3, 1, 1))
+
+
+def _to_unit_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 → a new float32 tensor in [0, 1]."""
+    return batch.float().div_(255)
 
 
 def normalize(batch: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
     """uint8 N×3×H×W → float32, scaled to [0, 1] and normalised with the spec's mean / std."""
-    return _standardise(batch.float() / 255, spec)
+    return _standardise_(_to_unit_float(batch), spec)
 
 
 def _rand(n: int, g: torch.Generator) -> torch.Tensor:
@@ -45,14 +50,22 @@ def random_flip(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
 
 
 def pad_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """Zero-pad by ``pad`` pixels per side, then crop each image back to H×W at a random offset."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    rows = (dy.view(n, 1) + torch.arange(h)).view(n, 1, h, 1)
-    cols = (dx.view(n, 1) + torch.arange(w)).view(n, 1, 1, w)
-    return padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1), rows, cols]
+    """Zero-pad by ``pad`` pixels per side, then crop each image back to H×W at a random offset.
+
+    Equivalent to cropping ``F.pad(x, [pad] * 4)`` at offsets ``(dy, dx)`` in ``[0, 2·pad]``,
+    but copies each image's visible window once instead of gathering every pixel.
+    """
+    n, _, h, w = x.shape
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
+    out = torch.zeros_like(x)
+    for i in range(n):
+        sy, sx = dy[i] - pad, dx[i] - pad  # source offset of the crop in the unpadded image
+        if abs(sy) >= h or abs(sx) >= w:
+            continue
+        out[i, :, max(0, -sy) : h - max(0, sy), max(0, -sx) : w - max(0, sx)] = \
+            x[i, :, max(0, sy) : h + min(0, sy), max(0, sx) : w + min(0, sx)]
+    return out
 
 
 def color_jitter(x: torch.Tensor, strength: float, g: torch.Generator) -> torch.Tensor:
@@ -66,7 +79,7 @@ def color_jitter(x: torch.Tensor, strength: float, g: torch.Generator) -> torch.
 
 
 def random_erase(x: torch.Tensor, p: float, g: torch.Generator, area=(0.02, 0.4), aspect=(0.3, 3.3)) -> torch.Tensor:
-    """With probability ``p`` per image, set a random rectangle to 0."""
+    """With probability ``p`` per image, set a random rectangle to 0 (returns a new tensor)."""
     n, _, h, w = x.shape
     apply = _rand(n, g) < p
     s = (area[0] + (area[1] - area[0]) * _rand(n, g)) * h * w
@@ -75,11 +88,10 @@ def random_erase(x: torch.Tensor, p: float, g: torch.Generator, area=(0.02, 0.4)
     ew = torch.sqrt(s / r).round().clamp(1, w).long()
     y0 = (_rand(n, g) * (h - eh + 1)).long()
     x0 = (_rand(n, g) * (w - ew + 1)).long()
-    ys = torch.arange(h).view(1, h, 1)
-    xs = torch.arange(w).view(1, 1, w)
-    box = (ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1)) & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1))
-    mask = (box & apply.view(n, 1, 1)).unsqueeze(1)
-    return x.masked_fill(mask, 0.0)
+    out = x.clone()
+    for i, top, left, bh, bw in zip(apply.nonzero().flatten().tolist(), *(t[apply].tolist() for t in (y0, x0, eh, ew))):
+        out[i, :, top : top + bh, left : left + bw] = 0.0
+    return out
 
 
 def augment_batch(batch: torch.Tensor, spec: AugmentSpec, g: torch.Generator) -> torch.Tensor:
@@ -89,10 +101,10 @@ def augment_batch(batch: torch.Tensor, spec: AugmentSpec, g: torch.Generator) ->
         x = random_flip(x, spec.flip, g)
     if spec.pad > 0:
         x = pad_crop(x, spec.pad, g)
-    x = x.float() / 255
+    x = _to_unit_float(x)
     if spec.color_jitter > 0:
         x = color_jitter(x, spec.color_jitter, g)
-    x = _standardise(x, spec)
+    x = _standardise_(x, spec)
     if spec.erase > 0:
         x = random_erase(x, spec.erase, g)
     return x

@@ -91,6 +91,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
         torch.set_rng_state(ckpt["rng_cpu"])
         if "rng_cuda" in ckpt and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        if "scaler" in ckpt and runtime.scaler is not None:
+            runtime.scaler.load_state_dict(ckpt["scaler"])
         state = TrainState(ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"])
         best = ckpt["best"]
         if ctx.is_main:

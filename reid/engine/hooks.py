@@ -90,6 +90,8 @@ def checkpoint_state(trainer: Trainer, best: dict) -> dict:
     }
     if torch.cuda.is_available():
         state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    if trainer.runtime.scaler is not None:
+        state["scaler"] = trainer.runtime.scaler.state_dict()
     return state
 
 

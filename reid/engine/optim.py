@@ -18,7 +18,11 @@ _TIMM_OPT = {"adam": "adam", "adamw": "adamw", "sgd": "sgd", "momentum": "moment
 
 
 def build_optimizer(model: torch.nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
-    """timm optimiser (foreach implementation; no weight decay on biases and norm layers).
+    """timm optimiser (fused implementation; no weight decay on biases and norm layers).
+
+    The fused kernels update every parameter in one pass on CPU and CUDA; on a 2-core CPU
+    an Adam step of the ResNet-18 takes about a tenth of the foreach version's time
+    (see BENCHMARKS.md).
 
     Example:
         >>> opt = build_optimizer(torch.nn.Linear(2, 2), OptimSpec(name="sgd", lr=0.1))
@@ -27,7 +31,7 @@ def build_optimizer(model: torch.nn.Module, spec: OptimSpec) -> torch.optim.Opti
     """
     kwargs = {"momentum": spec.momentum} if spec.name in ("sgd", "momentum") else {}
     return create_optimizer_v2(model, opt=_TIMM_OPT[spec.name], lr=spec.lr, weight_decay=spec.weight_decay,
-                               foreach=True, **kwargs)
+                               fused=True, **kwargs)
 
 
 class LRSchedule:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,11 +22,13 @@ class Runtime:
         device: ``cpu`` or ``cuda[:i]``.
         dtype: autocast dtype (``torch.bfloat16`` / ``torch.float16``) or ``None`` for fp32.
         channels_last: whether images and the model use the NHWC memory format.
+        scaler: the loss scaler of fp16 training (``None`` for bf16 and fp32, which need none).
     """
 
     device: torch.device
     dtype: torch.dtype | None
     channels_last: bool
+    scaler: torch.amp.GradScaler | None = field(default=None, compare=False, repr=False)
 
     @property
     def precision(self) -> str:
@@ -38,6 +40,21 @@ class Runtime:
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Back-propagate ``loss`` and step ``optimizer``.
+
+        With fp16 the loss goes through :attr:`scaler`: gradients are computed on the scaled
+        loss, unscaled before the step, and a step whose gradients overflowed is skipped
+        (the scale then shrinks). Call ``optimizer.zero_grad`` before.
+        """
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         """Move a batch to the device (non-blocking from pinned memory on CUDA) in the model's layout."""
@@ -76,6 +93,8 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
 
     ``auto`` means: CUDA when present; bf16 where supported (else fp16 on CUDA, fp32 on CPU);
     channels_last whenever reduced precision is on (it pays off with bf16/fp16 kernels).
+    fp16 comes with a :class:`torch.amp.GradScaler` (its narrow range underflows small
+    gradients without loss scaling).
 
     Example:
         >>> resolve_runtime(RuntimeSpec(device="cpu", precision="fp32")).precision
@@ -101,7 +120,8 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
     else:
         dtype = None
     channels_last = spec.channels_last == "on" or (spec.channels_last == "auto" and dtype is not None)
-    return Runtime(device=device, dtype=dtype, channels_last=channels_last)
+    scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
+    return Runtime(device=device, dtype=dtype, channels_last=channels_last, scaler=scaler)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

@@ -175,8 +175,7 @@ class Trainer:
                 "the last good checkpoint is kept",
                 fix="lower optim.lr, add schedule.warmup_epochs, or use runtime.precision = \"fp32\"")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.runtime.backward_step(loss, self.optimizer)
         return StepOutput(loss=value, parts={k: float(v) for k, v in parts.items()}, batch_size=int(pids.numel()))
 
 

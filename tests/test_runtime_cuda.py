@@ -1,0 +1,122 @@
+"""The CUDA side of the runtime, checked on the CPU: fp16 loss scaling and pinned, non-blocking copies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reid.engine.runtime import Runtime, resolve_runtime
+from reid.engine.trainer import Trainer
+from reid.spec import RuntimeSpec
+
+
+def _fake_cuda(monkeypatch, bf16: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+
+
+def test_fp16_on_cuda_comes_with_a_grad_scaler(monkeypatch):
+    _fake_cuda(monkeypatch, bf16=False)
+    rt = resolve_runtime(RuntimeSpec(device="auto", precision="auto"))
+    assert rt.precision == "fp16" and isinstance(rt.scaler, torch.amp.GradScaler)
+    assert resolve_runtime(RuntimeSpec(device="cuda", precision="fp16")).scaler is not None
+    _fake_cuda(monkeypatch, bf16=True)
+    assert resolve_runtime(RuntimeSpec(device="auto", precision="auto")).scaler is None  # bf16: no scaling
+    assert resolve_runtime(RuntimeSpec(device="cuda", precision="fp32")).scaler is None
+
+
+def test_cpu_runtimes_need_no_scaler(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for precision in ("auto", "fp32"):
+        assert resolve_runtime(RuntimeSpec(device="cpu", precision=precision)).scaler is None
+
+
+def _sgd_param(value: float) -> tuple[torch.nn.Parameter, torch.optim.Optimizer]:
+    w = torch.nn.Parameter(torch.tensor([value]))
+    return w, torch.optim.SGD([w], lr=0.1)
+
+
+def test_backward_step_with_a_scaler_unscales_and_skips_overflowing_steps():
+    rt = Runtime(torch.device("cpu"), None, False, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10))
+    w, opt = _sgd_param(1.0)
+    rt.backward_step((3.0 * w).sum(), opt)
+    assert w.item() == pytest.approx(1.0 - 0.1 * 3.0)  # the gradient was unscaled before the step
+    opt.zero_grad()
+    rt.backward_step((1e38 * w).sum(), opt)  # finite loss, but the scaled gradient overflows
+    assert w.item() == pytest.approx(0.7) and rt.scaler.get_scale() == 2.0**9  # step skipped, scale halved
+
+
+def test_backward_step_without_a_scaler_is_backward_then_step():
+    w, opt = _sgd_param(2.0)
+    Runtime(torch.device("cpu"), None, False).backward_step((w * w).sum(), opt)
+    assert w.item() == pytest.approx(2.0 - 0.1 * 4.0)
+
+
+class _RecordingScaler:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def scale(self, loss):
+        self.calls.append("scale")
+        return loss * 8.0
+
+    def step(self, optimizer):
+        self.calls.append("step")
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad /= 8.0
+        optimizer.step()
+
+    def update(self):
+        self.calls.append("update")
+
+
+def test_trainer_steps_through_the_runtimes_scaler():
+    model = torch.nn.Linear(4, 3)
+    scaler = _RecordingScaler()
+    rt = Runtime(torch.device("cpu"), None, False, scaler=scaler)
+
+    def criterion(outputs, pids):
+        loss = torch.nn.functional.cross_entropy(outputs["logits"], pids)
+        return loss, {"id": loss.detach()}
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return {"logits": self.net(x)}
+
+    trainer = Trainer(Wrap(), criterion, torch.optim.SGD(model.parameters(), lr=0.1), schedule=None, loader=None,
+                      runtime=rt, epochs=1)
+    before = model.weight.detach().clone()
+    out = trainer.run_step(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))
+    assert scaler.calls == ["scale", "step", "update"] and out.batch_size == 5
+    assert not torch.equal(before, model.weight)
+
+
+def test_to_device_pins_and_copies_non_blocking_on_cuda(monkeypatch):
+    seen: dict = {}
+
+    def fake_pin(self):
+        seen["pinned"] = True
+        return self
+
+    def fake_to(self, *args, **kwargs):
+        seen["to"] = (args, kwargs)
+        return self
+
+    monkeypatch.setattr(torch.Tensor, "is_pinned", lambda self: False)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    monkeypatch.setattr(torch.Tensor, "to", fake_to)
+    rt = Runtime(torch.device("cuda", 0), torch.bfloat16, True)
+    out = rt.to_device(torch.zeros(2, 3, 4, 5))
+    assert seen["pinned"] and seen["to"] == ((torch.device("cuda", 0),), {"non_blocking": True})
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_to_device_on_cpu_converts_the_layout_only_when_asked():
+    x = torch.zeros(2, 3, 4, 5)
+    assert Runtime(torch.device("cpu"), torch.bfloat16, True).to_device(x).is_contiguous(memory_format=torch.channels_last)
+    assert Runtime(torch.device("cpu"), None, False).to_device(x) is x
