@@ -23,6 +23,8 @@ from typing import Callable
 
 import torch
 
+from reid.engine.runtime import cpu_name
+
 
 @dataclass
 class Timing:
@@ -71,15 +73,9 @@ def interleave(variants: dict[str, Callable[[], float]], repeats: int, warmup: i
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU's model name (or ``platform.processor()`` where /proc/cpuinfo has none)."""
+    name = cpu_name()
+    return name if name != "cpu" else (platform.processor() or "unknown CPU")
 
 
 def cpu_flags() -> set[str]:

@@ -65,12 +65,13 @@ class Runtime:
 
     def describe(self) -> dict:
         """JSON-friendly summary for run directories."""
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
         return {"device": str(self.device), "device_name": name, "precision": self.precision,
                 "channels_last": self.channels_last, "threads": torch.get_num_threads()}
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (``"cpu"`` where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
