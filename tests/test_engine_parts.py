@@ -98,3 +98,16 @@ def test_runtime_prefers_cuda_when_present(monkeypatch):
     assert str(rt.device) == "cuda:1" and rt.precision == "bf16" and rt.channels_last
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert resolve_runtime(RuntimeSpec(device="auto")).precision == "fp16"
+
+
+def test_resume_refuses_a_different_spec(tmp_path):
+    from reid.engine.experiment import resume_spec
+    from reid.spec import load_spec_text
+
+    spec = load_spec_text('name = "a"\n')
+    run = RunDir(tmp_path / "r")
+    run.create(spec.to_toml())
+    assert resume_spec(run, None) == spec and resume_spec(run, spec) == spec
+    other = load_spec_text('name = "a"\nseed = 4\n[model]\nlast_stride = 2\n')
+    with pytest.raises(ReidError, match=r"differs .*\(seed, model\.last_stride\)"):
+        resume_spec(run, other)

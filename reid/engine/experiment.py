@@ -32,13 +32,27 @@ from reid.model import build_model
 from reid.spec import SamplerSpec, Spec, load_spec_text
 
 
+def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested spec dicts of the same schema.
+
+    Example:
+        >>> changed_keys({"seed": 0, "model": {"last_stride": 1}}, {"seed": 0, "model": {"last_stride": 2}})
+        ['model.last_stride']
+    """
+    out: list[str] = []
+    for key, value in a.items():
+        if isinstance(value, dict):
+            out += changed_keys(value, b[key], f"{prefix}{key}.")
+        elif value != b[key]:
+            out.append(prefix + key)
+    return out
+
+
 def resume_spec(run: RunDir, given: Spec | None) -> Spec:
     """The spec saved in ``run``; if ``given`` differs from it, a :class:`ReidError` naming the keys."""
     saved = load_spec_text(run.spec_text(), source=str(run.path / "spec.toml"))
     if given is not None and given != saved:
-        a, b = saved.model_dump(), given.model_dump()
-        diff = [f"{sec}.{k}" for sec in a for k in (a[sec] if isinstance(a[sec], dict) else [None])
-                if (a[sec] if k is None else a[sec][k]) != (b[sec] if k is None else b[sec][k])]
+        diff = changed_keys(saved.model_dump(), given.model_dump())
         raise ReidError(f"the spec differs from the one this run was started with ({', '.join(diff)})",
                         where=str(run.path), fix="resume without a spec, or start a new run with --out")
     return saved
