@@ -1,4 +1,6 @@
-"""Multi-process runs with torchrun (gloo on CPU): sharded evaluation, training parity, failure and resume."""
+"""Multi-process runs with torchrun (gloo on CPU): sharded evaluation, training parity, failure and resume;
+collectives on the backend's device (NCCL simulated with fake CUDA tensors); cross-rank triplet mining;
+rank 0's BatchNorm buffers; the per-rank sampler split."""
 
 from __future__ import annotations
 
@@ -18,13 +20,19 @@ import torch.multiprocessing as mp
 
 from PIL import Image
 
+from torch._subclasses.fake_tensor import FakeTensorMode
+
 from reid.data import ImageSet
 from reid.data.formats import Sample
-from reid.engine.distributed import DistContext, gather_rows, shard_indices
+from reid.engine.distributed import (DistContext, broadcast_buffers, broadcast_flag, collective_device, gather_rows,
+                                     mining_gather, shard_indices)
+from reid.engine.experiment import per_rank_sampler
+from reid.errors import ReidError
+from reid.losses import build_loss
 from reid.engine.evaluation import Features, extract_features, extract_sharded, score
 from reid.engine.rundir import RunDir
 from reid.engine.runtime import Runtime
-from reid.spec import AugmentSpec, EvalSpec
+from reid.spec import AugmentSpec, EvalSpec, LossSpec, SamplerSpec
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 TINY = """
@@ -120,12 +128,157 @@ def test_distributed_evaluation_equals_single_process(tmp_path):
     # fixed features survive sharding + gathering bit for bit, so every metric is identical
     assert torch.equal(gathered["fixed"], _fixed_features())
     fixed = Features(_fixed_features(), single.pids, single.camids)
-    spec = EvalSpec(max_rank=10)
-    assert score(fixed, fixed, spec, True, 0.3, "all") == score(
+    spec = EvalSpec(max_rank=10, protocol="all")
+    assert score(fixed, fixed, spec, True) == score(
         Features(gathered["fixed"], single.pids, single.camids), Features(gathered["fixed"], single.pids, single.camids),
-        spec, True, 0.3, "all")
+        spec, True)
     # extracted features agree up to float rounding (shards batch the images differently)
     assert torch.allclose(gathered["features"], single.features, atol=1e-5)
+
+
+class _Collected(Exception):
+    """Raised by the fake all_reduce once it has seen its tensor (fake tensors cannot be read back)."""
+
+
+@pytest.fixture
+def fake_nccl(monkeypatch) -> list[tuple[str, torch.device]]:
+    """Pretend the process group is NCCL and record the device of every tensor a collective receives."""
+    seen: list[tuple[str, torch.device]] = []
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+
+    def all_reduce(tensor, op=None, group=None, async_op=False):
+        seen.append(("all_reduce", tensor.device))
+        raise _Collected
+
+    def all_gather(outputs, tensor, group=None, async_op=False):
+        seen.extend(("all_gather", t.device) for t in [tensor, *outputs])
+        for out in outputs:
+            out.copy_(tensor)
+
+    def broadcast(tensor, src=0, group=None, async_op=False):
+        seen.append(("broadcast", tensor.device))
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+    monkeypatch.setattr(dist, "broadcast", broadcast)
+    return seen
+
+
+def test_collectives_hand_nccl_tensors_on_the_ranks_gpu(fake_nccl):
+    """NCCL rejects CPU tensors: every helper must move what it sends to ``cuda:<local rank>`` (fake CUDA
+    tensors stand in for real ones on a machine without a GPU)."""
+    ctx = DistContext(rank=1, world_size=2, local_rank=1)
+    gpu = torch.device("cuda", 1)
+    assert collective_device(ctx) == gpu and collective_device(DistContext()) == torch.device("cpu")
+    with FakeTensorMode():
+        with pytest.raises(_Collected):
+            broadcast_flag(True, ctx)
+        rows = gather_rows(torch.randn(3, 4), 5, ctx)
+        features, pids = mining_gather(ctx)(torch.randn(4, 8, requires_grad=True), torch.tensor([0, 0, 1, 1]))
+        bn = torch.nn.BatchNorm1d(8)
+        broadcast_buffers(bn, ctx)
+    assert fake_nccl and {device for _, device in fake_nccl} == {gpu}, fake_nccl
+    assert {name for name, _ in fake_nccl} == {"all_reduce", "all_gather", "broadcast"}
+    assert rows.device.type == "cpu" and features.shape == (8, 8) and pids.shape == (8,)  # results come back
+    assert bn.running_mean.device.type == "cpu"
+
+
+def test_torchrun_with_one_process_takes_the_distributed_path(monkeypatch):
+    """``torchrun --nproc_per_node 1`` joins a process group (NCCL on a GPU), so one GPU exercises that path."""
+    from reid.engine.distributed import cleanup, init_distributed
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "check")
+    for key, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT=str(_free_port())).items():
+        monkeypatch.setenv(key, value)
+    ctx = init_distributed("cpu", timeout_s=30)
+    try:
+        assert ctx.enabled and ctx.world_size == 1 and dist.is_initialized() and dist.get_backend() == "gloo"
+        assert broadcast_flag(True, ctx) is True
+    finally:
+        cleanup(ctx)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    assert not init_distributed("cpu").enabled  # WORLD_SIZE=1 without torchrun: one plain process
+
+
+def test_gloo_collectives_stay_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    assert collective_device(DistContext(rank=0, world_size=2, local_rank=0)) == torch.device("cpu")
+
+
+def test_pk_split_keeps_two_identities_per_rank():
+    spec = SamplerSpec(type="pk", p=8, k=4)
+    assert per_rank_sampler(spec, DistContext(rank=0, world_size=4)).p == 2
+    with pytest.raises(ReidError, match="leaves 1 identity per process") as e:
+        per_rank_sampler(spec, DistContext(rank=0, world_size=8))
+    assert e.value.where == "sampler.p" and "p = 16" in e.value.fix
+    assert per_rank_sampler(SamplerSpec(type="random", batch_size=8), DistContext(rank=0, world_size=8)).batch_size == 1
+
+
+class _Head(torch.nn.Module):
+    """Features and logits, as the re-ID model returns them."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.embed, self.classify = torch.nn.Linear(4, 3), torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        features = self.embed(x)
+        return {"features": features, "logits": self.classify(features)}
+
+
+def _global_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """8 images of 4 identities; rank r of 2 holds rows 4r..4r+3 (identities 2r and 2r+1)."""
+    return torch.randn(8, 4, generator=torch.Generator().manual_seed(7)), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+
+
+_LOSS = LossSpec(id_weight=1.0, triplet_weight=1.0, mining="hard", margin=0.5)
+
+
+def _collectives_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    ctx = DistContext(rank=rank, world_size=world)
+    result = {"flag": broadcast_flag(rank == 1, ctx), "none": broadcast_flag(False, ctx)}
+    bn = torch.nn.BatchNorm1d(3)
+    bn.running_mean.fill_(float(rank + 1))
+    bn.num_batches_tracked.fill_(10 * (rank + 1))
+    broadcast_buffers(bn, ctx)
+    result["running_mean"], result["tracked"] = bn.running_mean.clone(), int(bn.num_batches_tracked)
+
+    model = torch.nn.parallel.DistributedDataParallel(_Head())
+    images, pids = _global_batch()
+    mine = slice(4 * rank, 4 * rank + 4)
+    loss, parts = build_loss(_LOSS, gather=mining_gather(ctx))(model(images[mine]), pids[mine])
+    loss.backward()
+    result["triplet"] = float(parts["triplet"])
+    result["grads"] = {name: p.grad.clone() for name, p in model.module.named_parameters()}
+    torch.save(result, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_gloo_collectives_mining_over_ranks_and_rank0_buffers(tmp_path):
+    """Two processes, each with half of a PK batch: the triplet term mines over both halves and, after
+    DDP's averaging, the gradients equal one process training on the whole batch; rank 0's BatchNorm
+    buffers reach rank 1; a flag raised on one rank is seen on both."""
+    out = str(tmp_path / "result")
+    mp.start_processes(_collectives_worker, args=(2, _free_port(), out), nprocs=2, start_method="spawn")
+    ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    model = _Head()
+    images, pids = _global_batch()
+    loss, parts = build_loss(_LOSS)(model(images), pids)
+    loss.backward()
+    for result in ranks:
+        assert result["flag"] is True and result["none"] is False
+        assert torch.equal(result["running_mean"], torch.ones(3)) and result["tracked"] == 10
+        assert result["triplet"] == pytest.approx(float(parts["triplet"]), rel=1e-6)
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(result["grads"][name], p.grad, rtol=1e-5, atol=1e-6)
+    # mining inside each rank's half alone would differ: the hardest negatives sit in the other half
+    local = [build_loss(LossSpec(id_weight=0.0, triplet_weight=1.0, margin=0.5))(model(images[s]), pids[s])[1]["triplet"]
+             for s in (slice(0, 4), slice(4, 8))]
+    assert float(sum(local) / 2) != pytest.approx(float(parts["triplet"]), rel=1e-3)
 
 
 def _torchrun(args: list[str], env: dict) -> subprocess.Popen:

@@ -1,4 +1,4 @@
-"""The ``reid`` command line: ``run``, ``inspect``, ``report``, ``data``, ``bench``.
+"""The ``reid`` command line: ``run``, ``eval``, ``embed``, ``search``, ``inspect``, ``report``, ``data``, ``bench``.
 
 Each command lives in its own module and attaches itself to :data:`reid.cli.app.app`.
 :func:`main` turns every user mistake into one clear line on stderr and a non-zero exit.
@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from reid.cli import bench, data, inspect, report, run  # noqa: F401  (registers the commands)
+from reid.cli import bench, data, embed, evaluate, export, inspect, report, run, search  # noqa: F401  (registers the commands)
 from reid.cli.app import app
 from reid.errors import ReidError
 

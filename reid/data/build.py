@@ -106,3 +106,57 @@ def build_data(spec: DataSpec, cache_dir: str | Path | None = None) -> ReidData:
     query = ImageSet(splits.query, **args)
     gallery = query if splits.same_set else ImageSet(splits.gallery, **args)
     return ReidData(splits.name, train, query, gallery, splits.same_set, len(mapping), splits)
+
+
+@dataclass
+class EvalData:
+    """The query / gallery images of an evaluation-only dataset (nothing of the training split is decoded).
+
+    Attributes:
+        name: dataset name.
+        root: where it was read from.
+        query, gallery: :class:`ImageSet` s (original pids; ``gallery is query`` when ``same_set``).
+        same_set: leave-one-out: each query is excluded from its own gallery.
+        whole_dataset: every identity of the dataset was evaluated (no training part was set aside).
+    """
+
+    name: str
+    root: str
+    query: ImageSet
+    gallery: ImageSet
+    same_set: bool
+    whole_dataset: bool
+
+
+def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str | Path | None = None) -> EvalData:
+    """The validation part of the dataset ``spec`` describes, decoded at ``spec.height`` × ``spec.width``.
+
+    With ``whole_dataset`` a folder-per-identity dataset is evaluated on *all* its identities (one query
+    image per identity and camera, the rest gallery): what a model trained elsewhere is tested on.
+    Datasets with a fixed split (Market-1501 …) always use their own query / gallery.
+
+    Raises:
+        ReidError: missing or malformed dataset, bad images, nothing to evaluate.
+    """
+    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers)
+    if whole_dataset and spec.dataset == "folder":
+        from reid.data.formats import query_gallery_split, require_root, scan_folder_identities
+
+        root = require_root(spec)
+        samples, _ = scan_folder_identities(root, spec.camera_regex)
+        if spec.query_rule == "leave_one_out":
+            query_samples, gallery_samples, same_set = samples, samples, True
+        else:
+            query_samples, gallery_samples = query_gallery_split(samples, spec.split_seed)
+            same_set = False
+        if not query_samples or not gallery_samples:
+            raise ReidError("nothing to evaluate: every identity has a single image per camera, so the gallery is "
+                            "empty", where=str(root), fix="add images, or set data.query_rule = \"leave_one_out\"")
+        name = "folder"
+    else:
+        splits = prepare_splits(spec, cache_dir)
+        query_samples, gallery_samples, same_set, name, root = (splits.query, splits.gallery, splits.same_set,
+                                                                splits.name, splits.root)
+    query = ImageSet(query_samples, **args)
+    gallery = query if same_set else ImageSet(gallery_samples, **args)
+    return EvalData(name, str(root), query, gallery, same_set, whole_dataset and spec.dataset == "folder")

@@ -65,6 +65,19 @@ DatasetFactory = Callable[[DataSpec, Path], Splits]
 DATASETS: Registry[DatasetFactory] = Registry("dataset")
 
 
+def market_name_labels(name: str) -> tuple[int, int] | None:
+    """``(pid, 0-based camera)`` from a Market-style file name (``0002_c1s1_000451_03.jpg``), else ``None``.
+
+    Example:
+        >>> market_name_labels("0002_c3s1_000451_03.jpg"), market_name_labels("photo.jpg")
+        ((2, 2), None)
+    """
+    m = _MARKET_NAME.match(name)
+    if m is None or int(m.group(2)) < 1:
+        return None
+    return int(m.group(1)), int(m.group(2)) - 1
+
+
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` has an image extension (and is not a hidden file)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
@@ -305,26 +318,32 @@ def scan_folder_identities(root: Path, camera_regex: str | None) -> tuple[list[S
     return [Sample(str(f), p, cam_index[c]) for f, p, c in raw], skipped
 
 
+def query_gallery_split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Validation samples into (query, gallery): per identity one query image per camera, the rest gallery
+    (see :func:`reid.data.split.per_camera_query`)."""
+    from reid.data.split import per_camera_query
+
+    query_idx: set[int] = set()
+    by_pid: dict[int, list[tuple[int, int]]] = {}
+    for i, s in enumerate(samples):
+        by_pid.setdefault(s.pid, []).append((i, s.camid))
+    for pid, items in by_pid.items():
+        query_idx.update(per_camera_query(items, seed=seed * 100_003 + pid))
+    return [s for i, s in enumerate(samples) if i in query_idx], [s for i, s in enumerate(samples) if i not in query_idx]
+
+
 @DATASETS.register("folder")
 def folder(spec: DataSpec, cache_dir: Path) -> Splits:
     """Folder per identity (``root/<identity>/<image>``), split by identity with ``data.train_ids`` /
     ``data.train_fraction`` and ``data.split_seed``; validation query / gallery by ``data.query_rule``."""
-    from reid.data.split import per_camera_query, split_identities
+    from reid.data.split import split_identities
 
     root = require_root(spec)
     samples, skipped = scan_folder_identities(root, spec.camera_regex)
     train_pids, val_pids = split_identities([s.pid for s in samples], spec.train_ids, spec.train_fraction, spec.split_seed)
     train_set = set(train_pids)
     train = [s for s in samples if s.pid in train_set]
-    val = [s for s in samples if s.pid not in train_set]
-    query_idx: set[int] = set()
-    by_pid: dict[int, list[tuple[int, int]]] = {}
-    for i, s in enumerate(val):
-        by_pid.setdefault(s.pid, []).append((i, s.camid))
-    for pid, items in by_pid.items():
-        query_idx.update(per_camera_query(items, seed=spec.split_seed * 100_003 + pid))
-    query = [s for i, s in enumerate(val) if i in query_idx]
-    gallery = [s for i, s in enumerate(val) if i not in query_idx]
+    query, gallery = query_gallery_split([s for s in samples if s.pid not in train_set], spec.split_seed)
     return Splits("folder", root, train, query, gallery, skipped=skipped)
 
 

@@ -1,19 +1,43 @@
-"""Crash-safe checkpoints: written to a temporary file, fsynced, then renamed into place.
+"""Checkpoints: crash-safe writes, and self-describing contents saved and restored side by side.
 
-A reader therefore sees either the previous complete checkpoint or the new complete one —
-never a torn file — whether the writer is stopped by Ctrl-C, an exception or ``kill -9``.
+Writes go to a temporary file, are fsynced, then renamed into place: a reader sees either the
+previous complete checkpoint or the new complete one — never a torn file — whether the writer is
+stopped by Ctrl-C, an exception or ``kill -9``. A write that cannot happen (full disk, read-only
+folder, no permission) is one :class:`ReidError` naming the file, the space needed and free, and
+saying that the previous checkpoint is intact.
+
+Contents (format ``reid-checkpoint`` version 1, all loadable with ``torch.load(weights_only=True)``):
+
+- every checkpoint describes its model — ``spec`` (the resolved spec as TOML text), ``num_classes``,
+  ``embedding_dim``, ``preprocess`` (height, width, mean, std, channel order), ``reid_version`` — so
+  :func:`read_model_checkpoint` rebuilds the model without any dataset, and holds ``model`` (the
+  weights) and ``best`` (the best metrics so far, with their epoch);
+- ``best.pt`` adds nothing more; ``last.pt`` adds the training state (optimiser, schedule, scaler, RNG,
+  position), written by :func:`training_checkpoint` and restored by :func:`restore_training`.
+
+Checkpoints written before the format existed (``{"model", "best", ...}`` only) still load from
+their run directory: the spec comes from ``spec.toml`` beside ``checkpoints/`` and the number of
+classes from the classifier's weight.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reid.data.preprocess import Preprocess
 from reid.errors import ReidError
+from reid.spec import Spec, load_spec_text
+
+CHECKPOINT_FORMAT = "reid-checkpoint"
+CHECKPOINT_VERSION = 1
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -36,9 +60,39 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         os.close(dir_fd)
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Atomically save a checkpoint dictionary (tensors, numbers, strings, nested dicts/lists)."""
-    atomic_write_bytes(Path(path), lambda f: torch.save(state, f))
+    """Atomically save a checkpoint dictionary (tensors, numbers, strings, nested dicts/lists).
+
+    The state is serialised in memory first, so its size is known and checked against the free space.
+
+    Raises:
+        ReidError: the file cannot be written (no space, read-only folder, permission); the previous
+            file at ``path`` is left intact.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getbuffer()
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    fix = (f"the previous {path.name} is intact; free some space or fix the folder's permissions, then continue "
+           f"with `reid run --resume {run}`")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(path.parent).free
+    except OSError as e:
+        raise ReidError(f"cannot write the checkpoint ({e.strerror})", where=str(path), fix=fix) from None
+    if free < len(data):
+        raise ReidError(f"cannot write the checkpoint: it needs {_megabytes(len(data))} and only {_megabytes(free)} "
+                        "are free", where=str(path), fix=fix)
+    try:
+        atomic_write_bytes(path, lambda f: f.write(data))
+    except OSError as e:
+        raise ReidError(f"cannot write the checkpoint ({e.strerror or e}; it needs {_megabytes(len(data))}, "
+                        f"{_megabytes(shutil.disk_usage(path.parent).free)} are free)", where=str(path), fix=fix) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -60,3 +114,146 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except Exception as e:  # torch raises many types for bad files
         raise ReidError(f"checkpoint is unreadable ({type(e).__name__}: {e})".splitlines()[0], where=str(path),
                         fix="delete it to fall back to an earlier one, or start a new run") from None
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside ``torch.compile`` and ``DistributedDataParallel`` wrappers (its state-dict
+    keys carry no ``_orig_mod.`` / ``module.`` prefix)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or (model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def model_description(spec: Spec, model: torch.nn.Module) -> dict[str, Any]:
+    """What every checkpoint of ``model`` carries to describe it (format, spec, classes, embedding, preprocessing)."""
+    import reid
+
+    plain = unwrap(model)
+    return {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "reid_version": reid.__version__,
+            "spec": spec.to_toml(), "num_classes": plain.num_classes, "embedding_dim": plain.embedding_dim,
+            "preprocess": Preprocess.from_spec(spec).to_json()}
+
+
+def model_checkpoint(description: dict[str, Any], model: torch.nn.Module, best: dict) -> dict[str, Any]:
+    """A weights-only checkpoint (``best.pt``): the description, the weights and the best metrics."""
+    return {**description, "model": unwrap(model).state_dict(), "best": best}
+
+
+def training_checkpoint(description: dict[str, Any], trainer, best: dict) -> dict[str, Any]:
+    """Everything needed to continue a run exactly (``last.pt``): the model checkpoint plus optimiser,
+    schedule, scaler, RNG states and position."""
+    state = model_checkpoint(description, trainer.model, best)
+    state.update(optimizer=trainer.optimizer.state_dict(), schedule=trainer.schedule.state_dict(),
+                 epoch=trainer.state.epoch, iter_in_epoch=trainer.state.iter_in_epoch,
+                 global_step=trainer.state.global_step, rng_cpu=torch.get_rng_state())
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    if trainer.runtime.scaler is not None:
+        state["scaler"] = trainer.runtime.scaler.state_dict()
+    return state
+
+
+def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, schedule, runtime) -> tuple[tuple[int, int, int], dict]:
+    """Load :func:`training_checkpoint`'s state into freshly built objects; returns the position
+    ``(epoch, iter_in_epoch, global_step)`` and the best metrics.
+
+    Load ``ckpt`` with ``map_location="cpu"``: RNG states must stay CPU byte tensors, and
+    ``load_state_dict`` moves weights and optimiser state to their parameters' device.
+    """
+    unwrap(model).load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    schedule.load_state_dict(ckpt["schedule"])
+    torch.set_rng_state(ckpt["rng_cpu"].cpu())
+    if "rng_cuda" in ckpt and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng_cuda"]])
+    if "scaler" in ckpt and runtime.scaler is not None:
+        runtime.scaler.load_state_dict(ckpt["scaler"])
+    return (ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"]), ckpt["best"]
+
+
+@dataclass
+class ModelCheckpoint:
+    """A checkpoint read back: enough to rebuild and use the model without any dataset.
+
+    Attributes:
+        path: the file read.
+        spec: the run's resolved spec.
+        num_classes: classifier outputs (``None`` without a classifier).
+        embedding_dim: the embedding's dimension.
+        preprocess: how images become the model's input.
+        state_dict: the weights.
+        epoch: the epoch the weights are from (``None`` when unknown).
+        best: the best metrics recorded when it was written.
+        reid_version: the reid that wrote it (``None`` for checkpoints older than the format).
+    """
+
+    path: Path
+    spec: Spec
+    num_classes: int | None
+    embedding_dim: int
+    preprocess: Preprocess
+    state_dict: dict[str, torch.Tensor]
+    epoch: int | None
+    best: dict
+    reid_version: str | None
+
+    def build_model(self) -> torch.nn.Module:
+        """The :class:`~reid.model.ReidModel` with these weights, in eval mode, on the CPU (no pretrained download)."""
+        from reid.model import build_model
+
+        spec = self.spec
+        model = build_model(spec.model.model_copy(update={"pretrained": "none"}), spec.head, self.num_classes,
+                            input_size=(3, self.preprocess.height, self.preprocess.width))
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as e:
+            raise ReidError(f"the weights do not fit the model its spec describes ({str(e).splitlines()[0]})",
+                            where=str(self.path), fix="was the checkpoint or spec.toml replaced by another run's?") from None
+        return model.eval()
+
+
+def _legacy_spec_text(path: Path, spec_text: str | None) -> str:
+    if spec_text is not None:
+        return spec_text
+    spec_file = path.parent.parent / "spec.toml" if path.parent.name == "checkpoints" else path.parent / "spec.toml"
+    if not spec_file.is_file():
+        raise ReidError("this checkpoint was written before checkpoints described themselves, and no spec.toml is "
+                        "beside it", where=str(path),
+                        fix="load it from its run directory (RUN/checkpoints/…, with RUN/spec.toml), or put the run's "
+                            "spec.toml next to it")
+    return spec_file.read_text(encoding="utf-8")
+
+
+def read_model_checkpoint(path: Path, spec_text: str | None = None) -> ModelCheckpoint:
+    """Read a checkpoint for inference (any reid checkpoint: ``best.pt``, ``last.pt``, old or new format).
+
+    Args:
+        path: the checkpoint file.
+        spec_text: the run's spec, for checkpoints older than the self-describing format (default:
+            ``spec.toml`` of the run the file sits in).
+
+    Raises:
+        ReidError: missing, unreadable, not a reid checkpoint, or written by a newer format.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise ReidError("not a reid checkpoint (no model weights in it)", where=str(path),
+                        fix="pass a run directory or a checkpoints/best.pt / last.pt written by `reid run`")
+    best = ckpt.get("best") or {}
+    epoch = best.get("epoch") if "optimizer" not in ckpt else ckpt.get("epoch")
+    if ckpt.get("format") == CHECKPOINT_FORMAT:
+        if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
+            raise ReidError(f"checkpoint format version {ckpt['format_version']} is newer than this reid reads "
+                            f"({CHECKPOINT_VERSION})", where=str(path), fix="upgrade reid")
+        spec = load_spec_text(ckpt["spec"], source=f"{path} (embedded spec)")
+        return ModelCheckpoint(path, spec, ckpt["num_classes"], ckpt["embedding_dim"],
+                               Preprocess.from_json(ckpt["preprocess"]), ckpt["model"], epoch, best, ckpt["reid_version"])
+    spec = load_spec_text(_legacy_spec_text(path, spec_text), source=f"spec of {path}")
+    classifier = ckpt["model"].get("head.classifier.weight")
+    legacy = ModelCheckpoint(path, spec, int(classifier.shape[0]) if classifier is not None else None, 0,
+                             Preprocess.from_spec(spec), ckpt["model"], epoch, best, None)
+    legacy.embedding_dim = legacy.build_model().embedding_dim
+    return legacy

@@ -1,22 +1,22 @@
-"""Re-ID evaluation of a model: extract features, compute distances, rank (CMC, mAP, mINP).
+"""Re-ID evaluation of a model: extract features (flip averaging included), then score them with the
+one :class:`reid.evaluation.Evaluator` (protocol, distances, CMC, mAP, mINP).
 
-The protocol follows the data: a validation set with separate query and gallery sets uses
-the ``market`` rule (same identity *and* same camera gallery entries are ignored); a single
-leave-one-out set (the assignment's 49 identities) uses ``all`` with the query itself removed.
+The protocol follows the data unless ``eval.protocol`` says otherwise: a validation set with separate
+query and gallery sets uses the ``market`` rule (same identity *and* same camera gallery entries are
+ignored); a single leave-one-out set (the assignment's 49 identities) uses ``all`` with the query itself removed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from reid.data.describe import protocol_hint
 from reid.data.loaders import eval_batches
 from reid.engine.distributed import DistContext, gather_rows, shard_indices
 from reid.engine.runtime import Runtime
+from reid.evaluation import EvalResult, Evaluator
 from reid.losses import triplet_loss
-from reid.metrics import evaluate_features
 from reid.spec import AugmentSpec, EvalSpec
 
 
@@ -30,52 +30,47 @@ class Features:
 
 
 @torch.no_grad()
+def embed_batch(model: torch.nn.Module, images: torch.Tensor, runtime: Runtime, flip: bool) -> torch.Tensor:
+    """Retrieval features (float32, on the device) of one normalised float batch; with ``flip`` the mean of
+    the image's and its mirror's embedding. The one place flip averaging is done."""
+    images = runtime.to_device(images)
+    with runtime.autocast():
+        feats = model.embed(images).float()
+        if flip:
+            feats = (feats + model.embed(torch.flip(images, dims=[3])).float()) / 2
+    return feats
+
+
+@torch.no_grad()
 def extract_features(model: torch.nn.Module, imageset, runtime: Runtime, spec: EvalSpec,
                      augment: AugmentSpec, indices: torch.Tensor | None = None) -> Features:
-    """Embed every image of ``imageset`` (or only ``indices``) in order with ``model.embed``.
-
-    With ``spec.flip`` the embedding is the mean of the image's and its mirror's.
-    """
+    """Embed every image of ``imageset`` (or only ``indices``) in order with :func:`embed_batch`."""
     model.eval()
-    chunks = []
-    for images in eval_batches(imageset, spec.batch_size, augment, indices=indices):
-        images = runtime.to_device(images)
-        with runtime.autocast():
-            feats = model.embed(images).float()
-            if spec.flip:
-                feats = (feats + model.embed(torch.flip(images, dims=[3])).float()) / 2
-        chunks.append(feats.cpu())
+    chunks = [embed_batch(model, images, runtime, spec.flip).cpu()
+              for images in eval_batches(imageset, spec.batch_size, augment, indices=indices)]
     feats = torch.cat(chunks) if chunks else torch.empty(0, 0)
     sel = slice(None) if indices is None else indices
     return Features(feats, imageset.pids[sel].clone(), imageset.camids[sel].clone())
 
 
-def protocol_for(spec: EvalSpec, data) -> str:
-    """The ranking protocol: the spec's choice, or what fits the data (``all`` for a leave-one-out
-    set or a single camera, ``market`` otherwise; see :func:`reid.data.describe.protocol_hint`)."""
-    return spec.protocol if spec.protocol != "auto" else protocol_hint(data.splits)
+def validation_loss(query: Features, gallery: Features, same_set: bool, margin: float) -> float:
+    """Batch-hard triplet loss over all validation embeddings (margin ``margin``).
 
-
-def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float, protocol: str) -> dict:
-    """Distances + CMC/mAP/mINP for extracted features, plus a validation triplet loss.
-
-    The validation loss is the batch-hard triplet loss over all validation embeddings
-    (margin ``margin``): ID loss is undefined there, because validation identities are not
-    among the classifier's classes.
+    ID loss is undefined there, because validation identities are not among the classifier's classes.
     """
-    max_rank = min(spec.max_rank, len(gallery.pids) - int(same_set))  # a small gallery caps the CMC curve
-    result = evaluate_features(query.features, gallery.features, query.pids, gallery.pids, query.camids,
-                               gallery.camids, metric=spec.distance, normalize=spec.normalize, max_rank=max_rank,
-                               protocol=protocol, same_set=same_set)
-    cmc = [float(x) for x in result["cmc"]]
-    metrics = {f"rank{r}": cmc[min(r, len(cmc)) - 1] for r in spec.ranks}
     pool = gallery if same_set else Features(torch.cat([query.features, gallery.features]),
                                              torch.cat([query.pids, gallery.pids]),
                                              torch.cat([query.camids, gallery.camids]))
-    val_loss = float(triplet_loss(pool.features, pool.pids, margin=margin, mining="hard", distance="euclidean"))
-    metrics.update(mAP=float(result["mAP"]), mINP=float(result["mINP"]), num_valid=int(result["num_valid"]),
-                   num_skipped=int(result.get("num_skipped", 0)), cmc=cmc, val_loss=val_loss)
-    return metrics
+    return float(triplet_loss(pool.features, pool.pids, margin=margin, mining="hard", distance="euclidean"))
+
+
+def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool) -> EvalResult:
+    """Feed extracted features through an :class:`~reid.evaluation.Evaluator` and evaluate."""
+    evaluator = Evaluator(spec, same_set=same_set)
+    evaluator.process(query.features, query.pids, query.camids, split="query")
+    if not same_set:
+        evaluator.process(gallery.features, gallery.pids, gallery.camids, split="gallery")
+    return evaluator.evaluate()
 
 
 def extract_sharded(model: torch.nn.Module, imageset, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
@@ -93,12 +88,12 @@ def extract_sharded(model: torch.nn.Module, imageset, runtime: Runtime, spec: Ev
 
 
 def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
-                   margin: float, ctx: DistContext = DistContext()) -> dict:
-    """Evaluate ``model`` on ``data.query`` / ``data.gallery`` and return a flat metrics dict.
+                   margin: float, ctx: DistContext = DistContext()) -> EvalResult:
+    """Evaluate ``model`` on ``data.query`` / ``data.gallery``, with the validation triplet loss.
 
-    Keys: ``rank{r}`` for each of ``spec.ranks``, ``mAP``, ``mINP``, ``cmc`` (list), ``num_valid``,
-    ``num_skipped``, ``val_loss``. Under torchrun every rank extracts a shard and gets the same result.
+    Under torchrun every rank extracts a shard and gets the same result.
     """
     query = extract_sharded(model, data.query, runtime, spec, augment, ctx)
     gallery = query if data.same_set else extract_sharded(model, data.gallery, runtime, spec, augment, ctx)
-    return score(query, gallery, spec, data.same_set, margin, protocol_for(spec, data))
+    result = score(query, gallery, spec, data.same_set)
+    return replace(result, val_loss=validation_loss(query, gallery, data.same_set, margin))

@@ -18,15 +18,16 @@ from rich.console import Console
 
 from reid.data import build_data
 from reid.data.loaders import TrainLoader
-from reid.engine.checkpoint import load_checkpoint
+from reid.engine.checkpoint import load_checkpoint, model_description, restore_training
 from reid.engine.distributed import DistContext, barrier, broadcast_flag, cleanup, init_distributed
-from reid.engine.evaluation import evaluate_model, protocol_for
+from reid.engine.evaluation import evaluate_model
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
 from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.rundir import RunDir, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
+from reid.evaluation import EvalResult, resolve_protocol
 from reid.losses import build_loss
 from reid.model import build_model
 from reid.spec import SamplerSpec, Spec, load_spec_text
@@ -98,17 +99,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
 
     state, best = TrainState(), {}
     if resume and run.last_checkpoint.is_file():
-        ckpt = load_checkpoint(run.last_checkpoint, map_location=runtime.device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["schedule"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        if "rng_cuda" in ckpt and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
-        if "scaler" in ckpt and runtime.scaler is not None:
-            runtime.scaler.load_state_dict(ckpt["scaler"])
-        state = TrainState(ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"])
-        best = ckpt["best"]
+        position, best = restore_training(load_checkpoint(run.last_checkpoint), model, optimizer, schedule, runtime)
+        state = TrainState(*position)
         if ctx.is_main:
             run.truncate_metrics(state.global_step)
             console.print(f"resuming {out} at epoch {state.epoch + 1}, iteration {state.iter_in_epoch} "
@@ -119,13 +111,14 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
 
     train_model = wrap_for_training(model, spec, ctx, runtime)
 
-    def evaluate() -> dict:
+    def evaluate() -> EvalResult:
         return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
     progress = ProgressHook(console, plain=plain)
     hooks = [EvalHook(evaluate, spec.eval.every)]
     if ctx.is_main:
-        hooks += [MetricsHook(run, spec.runtime.log_every), CheckpointHook(run, spec.runtime.checkpoint_every, best),
+        hooks += [MetricsHook(run, spec.runtime.log_every),
+                  CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best),
                   progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
@@ -145,7 +138,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     if not ctx.is_main:
         cleanup(ctx)
         return {}
-    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol_for(spec.eval, data),
+    protocol = resolve_protocol(spec.eval.protocol, data.same_set, torch.cat([data.query.camids, data.gallery.camids]))
+    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol,
                         session_seconds=time.time() - started)
     run.write_summary(summary)
     cleanup(ctx)
@@ -158,6 +152,9 @@ def per_rank_sampler(spec: SamplerSpec, ctx: DistContext) -> SamplerSpec:
     Under torchrun with ``W`` processes, each rank draws ``batch_size / W`` images (random
     sampler) or ``P / W`` identities × K images (PK sampler); gradients are averaged by DDP, so
     the optimiser sees the spec's global batch and the spec's learning rate needs no rescaling.
+    The triplet loss mines over the gathered global batch (:func:`reid.engine.distributed.mining_gather`),
+    but a PK split must still leave every rank at least 2 identities (with one, each rank's batch
+    is a single identity and its BatchNorm statistics describe one person).
     """
     if not ctx.enabled:
         return spec
@@ -165,6 +162,10 @@ def per_rank_sampler(spec: SamplerSpec, ctx: DistContext) -> SamplerSpec:
     if total % ctx.world_size:
         raise ReidError(f"sampler.{field} = {total} does not split evenly over {ctx.world_size} processes",
                         where=f"sampler.{field}", fix=f"use a multiple of {ctx.world_size}")
+    if spec.type == "pk" and total // ctx.world_size < 2:
+        raise ReidError(f"sampler.p = {total} leaves {total // ctx.world_size} identity per process with "
+                        f"{ctx.world_size} processes (at least 2 are needed)", where="sampler.p",
+                        fix=f"use p = {2 * ctx.world_size} or more, or fewer processes")
     return spec.model_copy(update={field: total // ctx.world_size})
 
 

@@ -13,22 +13,23 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from reid.engine.checkpoint import save_checkpoint
+from reid.engine.checkpoint import model_checkpoint, save_checkpoint, training_checkpoint
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import Hook, Timer, Trainer
+from reid.evaluation import EvalResult
 
 
 class EvalHook(Hook):
     """Evaluates every ``every`` epochs and after the last; adds the metrics to the epoch record.
 
     Args:
-        evaluate: ``evaluate() -> metrics dict`` of the current weights (see :func:`reid.engine.evaluation.evaluate_model`).
+        evaluate: ``evaluate() -> EvalResult`` of the current weights (see :func:`reid.engine.evaluation.evaluate_model`).
         every: evaluation period in epochs.
     """
 
-    def __init__(self, evaluate: Callable[[], dict], every: int):
+    def __init__(self, evaluate: Callable[[], EvalResult], every: int):
         self.evaluate, self.every = evaluate, every
-        self.latest: dict = {}
+        self.latest: EvalResult | None = None
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Evaluate when the epoch number is a multiple of ``every`` or is the last."""
@@ -36,70 +37,66 @@ class EvalHook(Hook):
         if epoch % self.every == 0 or epoch == trainer.epochs:
             timer = Timer()
             self.latest = self.evaluate()
-            trainer.epoch_record.update(self.latest, eval_seconds=round(timer.seconds, 3))
+            trainer.epoch_record.update(self.latest.to_record(), eval_seconds=round(timer.seconds, 3))
 
 
 class MetricsHook(Hook):
-    """Writes ``iter`` records every ``log_every`` steps and one ``epoch`` record per epoch to metrics.jsonl."""
+    """Writes ``iter`` records every ``log_every`` steps and one ``epoch`` record per epoch to metrics.jsonl.
+
+    The epoch's loss is summed on the device; values are read back only for the records (give the
+    :class:`Trainer` the same ``sync_every`` as ``log_every`` so they are read when it reads them anyway).
+    """
 
     def __init__(self, run: RunDir, log_every: int):
         self.run, self.log_every = run, log_every
-        self._losses: list[float] = []
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._steps = 0
         self._images = 0
         self._timer = Timer()
 
     def before_epoch(self, trainer: Trainer) -> None:
         """Reset the epoch's running loss and throughput clock."""
-        self._losses, self._images = [], 0
+        trainer.runtime.synchronize()
+        self._loss_sum, self._steps, self._images = 0.0, 0, 0
         self._timer.reset()
 
     def after_step(self, trainer: Trainer) -> None:
-        """Accumulate the loss; log an ``iter`` record every ``log_every`` steps."""
+        """Accumulate the loss (on the device); log an ``iter`` record every ``log_every`` steps."""
         out = trainer.step_output
-        self._losses.append(out.loss)
+        self._loss_sum = self._loss_sum + out.loss.double()
+        self._steps += 1
         self._images += out.batch_size
         s = trainer.state
         if s.global_step % self.log_every == 0 or s.iter_in_epoch == 1:
+            values = out.values()
             self.run.append_metrics({"kind": "iter", "step": s.global_step, "epoch": s.epoch + 1,
-                                     "iter": s.iter_in_epoch, "loss": out.loss, **{f"loss_{k}": v for k, v in out.parts.items()},
-                                     "lr": trainer.schedule.lr})
+                                     "iter": s.iter_in_epoch, "loss": values["loss"],
+                                     **{f"loss_{k}": values[k] for k in out.parts}, "lr": trainer.schedule.lr})
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Write the epoch record: mean training loss, lr, throughput and any evaluation metrics."""
+        trainer.runtime.synchronize()
         seconds = self._timer.seconds - trainer.epoch_record.get("eval_seconds", 0.0)
         record = {"kind": "epoch", "step": trainer.state.global_step, "epoch": trainer.state.epoch,
-                  "train_loss": sum(self._losses) / max(len(self._losses), 1), "lr": trainer.schedule.lr,
+                  "train_loss": float(self._loss_sum) / max(self._steps, 1), "lr": trainer.schedule.lr,
                   "train_seconds": round(seconds, 3), "images_per_second": round(self._images / max(seconds, 1e-9), 2),
                   **trainer.epoch_record}
         trainer.epoch_record = record
         self.run.append_metrics(record)
 
 
-def checkpoint_state(trainer: Trainer, best: dict) -> dict:
-    """Everything needed to continue a run exactly: weights, optimiser, schedule, RNG and position."""
-    model = getattr(trainer.model, "module", trainer.model)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "schedule": trainer.schedule.state_dict(),
-        "epoch": trainer.state.epoch,
-        "iter_in_epoch": trainer.state.iter_in_epoch,
-        "global_step": trainer.state.global_step,
-        "rng_cpu": torch.get_rng_state(),
-        "best": best,
-    }
-    if torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state_all()
-    if trainer.runtime.scaler is not None:
-        state["scaler"] = trainer.runtime.scaler.state_dict()
-    return state
-
-
 class CheckpointHook(Hook):
-    """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` on a new best Rank-1."""
+    """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` on a new best Rank-1.
 
-    def __init__(self, run: RunDir, every: int, best: dict | None = None):
-        self.run, self.every = run, every
+    Args:
+        run: the run directory.
+        every: epochs between ``last.pt`` saves.
+        description: :func:`reid.engine.checkpoint.model_description` of the model (stored in every checkpoint).
+        best: the best metrics so far (when resuming).
+    """
+
+    def __init__(self, run: RunDir, every: int, description: dict, best: dict | None = None):
+        self.run, self.every, self.description = run, every, description
         self.best = best or {}
 
     def after_epoch(self, trainer: Trainer) -> None:
@@ -107,14 +104,13 @@ class CheckpointHook(Hook):
         record = trainer.epoch_record
         if "rank1" in record and record["rank1"] > self.best.get("rank1", -1.0):
             self.best = {k: record[k] for k in ("epoch", "rank1", "mAP", "mINP") if k in record}
-            model = getattr(trainer.model, "module", trainer.model)
-            save_checkpoint({"model": model.state_dict(), "best": self.best}, self.run.best_checkpoint)
+            save_checkpoint(model_checkpoint(self.description, trainer.model, self.best), self.run.best_checkpoint)
         if trainer.state.epoch % self.every == 0 or trainer.state.epoch == trainer.epochs:
-            save_checkpoint(checkpoint_state(trainer, self.best), self.run.last_checkpoint)
+            save_checkpoint(training_checkpoint(self.description, trainer, self.best), self.run.last_checkpoint)
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """Save a mid-epoch resumable state."""
-        save_checkpoint(checkpoint_state(trainer, self.best), self.run.last_checkpoint)
+        save_checkpoint(training_checkpoint(self.description, trainer, self.best), self.run.last_checkpoint)
 
 
 class ProgressHook(Hook):
@@ -145,11 +141,15 @@ class ProgressHook(Hook):
         self._images = 0
 
     def after_step(self, trainer: Trainer) -> None:
-        """Advance the bar and show loss and img/s."""
+        """Advance the bar; refresh loss and img/s at the trainer's read-back steps (no extra device sync)."""
         self._images += trainer.step_output.batch_size
-        if self.progress is not None:
-            info = f"loss {trainer.step_output.loss:.3f} · {self._images / max(self._timer.seconds, 1e-9):.0f} img/s"
+        if self.progress is None:
+            return
+        if trainer.synced:
+            info = f"loss {trainer.step_output.values()['loss']:.3f} · {self._images / max(self._timer.seconds, 1e-9):.0f} img/s"
             self.progress.update(self._task, advance=1, epoch=trainer.state.epoch + 1, info=info)
+        else:
+            self.progress.update(self._task, advance=1, epoch=trainer.state.epoch + 1)
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Print the epoch's line with the latest metrics."""

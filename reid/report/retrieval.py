@@ -1,31 +1,27 @@
 """Q9's measurements: a run's checkpoint re-embedded on its validation set, ranked lists, and a 2-D PCA.
 
-Everything is recomputed from the run directory: the spec rebuilds the dataset
-(``build_data``) and the model, ``checkpoints/best.pt`` (else ``last.pt``) supplies the
-weights, and features come from the same extraction the run's evaluation used.
+Everything is recomputed from the run directory with :func:`reid.load` (``checkpoints/best.pt``, else
+``last.pt``; fp32): its validation split is decoded, features come from the same extraction the run's
+evaluation used, ranked lists from :func:`reid.evaluation.top_k` under the run's protocol.
 
 Example::
 
     val = embed_validation(load_run("runs/q8"))
-    lists = ranked_lists(val, choose_queries(val.query.pids, 6), top=10)
+    lists = ranked_lists(val, choose_queries(val.query.pids, 6), top=10, distance="euclidean", normalize=False)
     points, explained = pca_2d(val.query.features)
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from reid.data import build_data
-from reid.engine.checkpoint import load_checkpoint
-from reid.engine.evaluation import Features, extract_features, score
-from reid.engine.runtime import resolve_runtime
-from reid.model import build_model
-from reid.metrics import compute_distance
+from reid.api import load
+from reid.engine.evaluation import Features, extract_features, score, validation_loss
+from reid.evaluation import RankedList, top_k
 from reid.report.runs import Run
-from reid.spec import RuntimeSpec
+from reid.spec import AugmentSpec
 
 
 @dataclass
@@ -38,8 +34,8 @@ class Validation:
         same_set: leave-one-out validation.
         protocol: ``market`` or ``all``.
         checkpoint: the checkpoint file used (relative to the run).
-        checkpoint_epoch: the epoch it was saved at (best.pt), or None.
-        metrics: :func:`reid.engine.evaluation.score` of these features (what the run logged for that epoch).
+        checkpoint_epoch: the epoch it was saved at, or None.
+        metrics: the evaluation record of these features (what the run logged for that epoch).
     """
 
     query: Features
@@ -53,40 +49,21 @@ class Validation:
     metrics: dict
 
 
-@dataclass
-class RankedList:
-    """The top gallery entries of one query (junk and the query itself removed)."""
-
-    query: int
-    gallery: list[int]
-    distances: list[float]
-    correct: list[bool]
-
-
 def embed_validation(run: Run) -> Validation:
-    """Rebuild ``run``'s data and model, load its best (else last) checkpoint and embed the validation set."""
+    """Load ``run``'s best (else last) checkpoint in fp32 and embed its validation set."""
+    model = load(run.path, precision="fp32")
     spec = run.spec
-    data = build_data(spec.data)
-    rundir = run.rundir
-    path = rundir.best_checkpoint if rundir.best_checkpoint.is_file() else rundir.last_checkpoint
-    ckpt = load_checkpoint(path)
-    model = build_model(spec.model.model_copy(update={"pretrained": "none"}), spec.head, data.num_classes,
-                        input_size=(3, spec.data.height, spec.data.width))
-    model.load_state_dict(ckpt["model"])
-    runtime = resolve_runtime(RuntimeSpec(device="auto", precision="fp32", channels_last="off"))
-    model.to(runtime.device)
-    query = extract_features(model, data.query, runtime, spec.eval, spec.augment)
-    gallery = query if data.same_set else extract_features(model, data.gallery, runtime, spec.eval, spec.augment)
-    protocol = run.summary["evaluation"]["protocol"]
-    with warnings.catch_warnings():  # a small gallery lowers max_rank with a warning; the run saw the same
-        warnings.simplefilter("ignore", UserWarning)
-        metrics = score(query, gallery, spec.eval, data.same_set, margin=spec.loss.margin, protocol=protocol)
-    epoch = (ckpt.get("best") or {}).get("epoch") if path == rundir.best_checkpoint else ckpt.get("epoch")
+    data = model.eval_data()
+    augment = AugmentSpec(mean=model.preprocess.mean, std=model.preprocess.std)
+    query = extract_features(model.model, data.query, model.runtime, spec.eval, augment)
+    gallery = query if data.same_set else extract_features(model.model, data.gallery, model.runtime, spec.eval, augment)
+    result = score(query, gallery, spec.eval, data.same_set)
+    metrics = {**result.to_record(), "val_loss": validation_loss(query, gallery, data.same_set, spec.loss.margin)}
     return Validation(
         query=query, gallery=gallery, query_images=data.query.all_images(),
         gallery_images=data.query.all_images() if data.same_set else data.gallery.all_images(),
-        same_set=data.same_set, protocol=protocol,
-        checkpoint=str(path.relative_to(rundir.path)), checkpoint_epoch=epoch,
+        same_set=data.same_set, protocol=result.protocol,
+        checkpoint=str(model.checkpoint.relative_to(run.rundir.path)), checkpoint_epoch=model.epoch,
         metrics=metrics,
     )
 
@@ -108,20 +85,13 @@ def choose_queries(pids: torch.Tensor, n: int) -> list[int]:
 
 
 def ranked_lists(val: Validation, queries: list[int], top: int, distance: str, normalize: bool) -> list[RankedList]:
-    """The ``top`` nearest gallery entries of each query, under the run's distance and junk rule."""
-    out = []
-    for q in queries:
-        d = compute_distance(val.query.features[q : q + 1], val.gallery.features, metric=distance, normalize=normalize)[0]
-        keep = torch.ones_like(d, dtype=torch.bool)
-        if val.same_set:
-            keep[q] = False
-        if val.protocol == "market":
-            keep &= ~((val.gallery.pids == val.query.pids[q]) & (val.gallery.camids == val.query.camids[q]))
-        candidates = torch.nonzero(keep).flatten()
-        order = candidates[torch.sort(d[candidates], stable=True).indices][:top].tolist()
-        out.append(RankedList(query=q, gallery=order, distances=[float(d[g]) for g in order],
-                              correct=[bool(val.gallery.pids[g] == val.query.pids[q]) for g in order]))
-    return out
+    """The ``top`` nearest gallery entries of each query, under the run's distance and junk rule
+    (``RankedList.query`` is the query's index in ``val.query``)."""
+    q, g, picked = val.query, val.gallery, torch.tensor(queries, dtype=torch.long)
+    lists = top_k(q.features[picked], g.features, top, metric=distance, normalize=normalize, q_pids=q.pids[picked],
+                  g_pids=g.pids, q_camids=q.camids[picked], g_camids=g.camids, protocol=val.protocol,
+                  exclude=picked if val.same_set else None)
+    return [replace(r, query=queries[r.query]) for r in lists]
 
 
 def pca_2d(features: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:

@@ -1,0 +1,122 @@
+"""The one re-ID evaluator (fast-reid's ``DatasetEvaluator`` idea): ``reset`` / ``process`` / ``evaluate``.
+
+Training-time evaluation, ``reid eval``, :meth:`reid.api.LoadedModel.evaluate` and reports all feed
+features through it, so protocol resolution, normalisation and the junk rule exist once. Feature
+extraction (and flip averaging, which needs the model) is :func:`reid.engine.evaluation.extract_features`.
+
+Example:
+    >>> import torch
+    >>> from reid.spec import EvalSpec
+    >>> ev = Evaluator(EvalSpec(ranks=[1]))
+    >>> ev.process(torch.tensor([[0.0], [5.0]]), [1, 2], [0, 0], split="query")
+    >>> ev.process(torch.tensor([[0.1], [5.2], [9.0]]), [1, 2, 3], [1, 1, 1], split="gallery")
+    >>> result = ev.evaluate()
+    >>> result.protocol, result.rank(1), result.mAP
+    ('market', 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from reid.errors import ReidError
+from reid.evaluation.result import EvalResult
+from reid.metrics import evaluate_features
+from reid.spec import EvalSpec
+
+Split = Literal["query", "gallery"]
+
+
+def resolve_protocol(requested: str, same_set: bool, camids: torch.Tensor) -> str:
+    """The ranking protocol: ``requested`` unless it is ``auto``, which picks ``all`` for a leave-one-out
+    set or single-camera data (the market rule would remove nothing useful or everything) and ``market`` otherwise.
+
+    Example:
+        >>> resolve_protocol("auto", False, torch.tensor([0, 1])), resolve_protocol("auto", True, torch.tensor([0, 1]))
+        ('market', 'all')
+    """
+    if requested != "auto":
+        return requested
+    return "all" if same_set or int(torch.as_tensor(camids).unique().numel()) < 2 else "market"
+
+
+class _Store:
+    """Features, identities and cameras of one split, accumulated batch by batch."""
+
+    def __init__(self) -> None:
+        self.features: list[torch.Tensor] = []
+        self.pids: list[torch.Tensor] = []
+        self.camids: list[torch.Tensor] = []
+
+    def add(self, features, pids, camids) -> None:
+        features = torch.as_tensor(features)
+        pids, camids = torch.as_tensor(pids).reshape(-1).long().cpu(), torch.as_tensor(camids).reshape(-1).long().cpu()
+        if features.ndim != 2 or not len(features) == len(pids) == len(camids):
+            raise ReidError(f"process() needs N×D features with N pids and N camids, got features "
+                            f"{tuple(features.shape)}, {len(pids)} pids, {len(camids)} camids")
+        self.features.append(features.float())
+        self.pids.append(pids)
+        self.camids.append(camids)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.pids)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.cat(self.features), torch.cat(self.pids), torch.cat(self.camids)
+
+
+class Evaluator:
+    """Accumulates query and gallery features and scores them with the spec's settings.
+
+    Args:
+        spec: the ``[eval]`` table (distance, normalize, protocol, ranks, max_rank; ``flip`` is recorded —
+            it was applied when the features were extracted).
+        same_set: query and gallery are one set (leave-one-out): only ``split="query"`` is processed and
+            each query is removed from its own gallery.
+        memory_mb: the most distance-matrix memory held at once.
+    """
+
+    def __init__(self, spec: EvalSpec, same_set: bool = False, memory_mb: int = 32):
+        self.spec, self.same_set, self.memory_mb = spec, same_set, memory_mb
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every processed batch."""
+        self._splits: dict[str, _Store] = {"query": _Store(), "gallery": _Store()}
+
+    def process(self, features: torch.Tensor, pids, camids, split: Split) -> None:
+        """Add a batch of ``features`` (N×D, any device) with their identities and cameras to ``split``."""
+        if split not in self._splits:
+            raise ReidError(f"unknown split {split!r}", fix="use 'query' or 'gallery'")
+        if split == "gallery" and self.same_set:
+            raise ReidError("a leave-one-out evaluator has no separate gallery", fix="process the one set as 'query'")
+        self._splits[split].add(features, pids, camids)
+
+    def split_tensors(self, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything processed into ``split`` (``gallery`` is the query set when ``same_set``): features, pids, camids."""
+        store = self._splits["query" if self.same_set else split]
+        if not len(store):
+            raise ReidError(f"nothing to evaluate: no {split} features were processed")
+        return store.tensors()
+
+    @property
+    def protocol(self) -> str:
+        """The protocol that :meth:`evaluate` uses (``eval.protocol``, ``auto`` resolved from the processed data)."""
+        _, _, q_cams = self.split_tensors("query")
+        _, _, g_cams = self.split_tensors("gallery")
+        return resolve_protocol(self.spec.protocol, self.same_set, torch.cat([q_cams, g_cams]))
+
+    def evaluate(self) -> EvalResult:
+        """CMC, mAP and mINP of everything processed (see :func:`reid.metrics.evaluate_features`)."""
+        qf, q_pids, q_cams = self.split_tensors("query")
+        gf, g_pids, g_cams = self.split_tensors("gallery")
+        spec, protocol = self.spec, self.protocol
+        max_rank = max(1, min(spec.max_rank, len(g_pids) - int(self.same_set)))  # a small gallery caps the CMC curve
+        raw = evaluate_features(qf, gf.to(qf.device), q_pids, g_pids, q_cams, g_cams, metric=spec.distance,
+                                normalize=spec.normalize, max_rank=max_rank, protocol=protocol,
+                                same_set=self.same_set, memory_mb=self.memory_mb)
+        return EvalResult(cmc=tuple(float(x) for x in raw["cmc"]), mAP=float(raw["mAP"]), mINP=float(raw["mINP"]),
+                          num_valid=int(raw["num_valid"]), num_skipped=int(raw["num_skipped"]), protocol=protocol,
+                          distance=spec.distance, normalize=spec.normalize, ranks=tuple(spec.ranks), flip=spec.flip)
