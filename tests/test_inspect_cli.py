@@ -96,7 +96,8 @@ def test_pretrained_report(tmp_path, capsys):
         (["--layers", "a,b"], "--layers"),
         (["--last-stride", "3"], "--last-stride"),
         (["--last-stride", "x"], "--last-stride"),
-        (["--arch", "resnet50"], "--arch"),
+        (["--arch", "resnet50x"], "--arch"),
+        (["--arch", "timm:resnet10t", "--layers", "1,1,1,1"], "--arch"),
         (["--head", "classifier"], "--num-classes"),
         (["--format", "xml"], "--format"),
         (["--pretrained", "/no/such/file.pth"], "not found"),
@@ -108,3 +109,33 @@ def test_bad_options_give_one_error_line(capsys, args, mentions):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and mentions in lines[0]
     assert "Traceback" not in out + err
+
+
+def test_resnet50_table_totals_and_flops_at_any_input(capsys):
+    code, out, _ = run(capsys, "--params", "--flops", "--arch", "resnet50", "--input", "3x256x128", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["totals"]["backbone"] == 23_508_032  # torchvision's 25,557,032 minus fc (2,049,000)
+    assert data["rows"][-1]["layer"] == "AvgPool2d-185" and data["rows"][-1]["output_shape"] == [-1, 2048, 1, 1]
+    assert data["pooling"]["feature_size"] == [16, 8] and data["first_block"]["block"] == "Bottleneck-16"
+    assert not data["check"]["compared"] and "block bottleneck (documented: basic)" in data["check"]["differences"]
+    assert list(data["flops"]["by_stage"]) == ["stem", "layer1", "layer2", "layer3", "layer4", "pooling", "head"]
+    assert data["flops"]["total"] == sum(data["flops"]["by_stage"].values()) > 4e9  # ~4.1 G at 224², more at 256×128 s1
+
+
+def test_resnet50_text_output(capsys):
+    code, out, _ = run(capsys, "--params", "--arch", "resnet50", "--input", "3x64x64")
+    assert code == 0 and "Total params: 23,508,032" in out and "Bottleneck-184" in out and "not compared" in out
+
+
+def test_timm_arch_shows_its_table_and_flops(capsys):
+    code, out, _ = run(capsys, "--arch", "timm:resnet10t", "--input", "3x64x64", "--flops", "--params", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["first_block"] is None and data["pooling"]["feature_size"] == [4, 4]
+    assert data["rows"][-1]["output_shape"] == [-1, 512, 1, 1] and list(data["flops"]["by_stage"]) == ["body", "pooling", "head"]
+    assert data["check"]["differences"][0] == "arch timm:resnet10t (documented: resnet18)"
+
+
+def test_unknown_arch_is_one_line_listing_the_choices(capsys):
+    code, out, err = run(capsys, "--arch", "resnet99")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--arch" in err and "resnet152" in err and "timm:<name>" in err

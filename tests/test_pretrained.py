@@ -1,13 +1,25 @@
-"""Pretrained weights: torchvision state dicts map one to one, fc is discarded, bad files are ReidErrors."""
+"""Pretrained weights: torchvision state dicts map one to one, ImageNet files download (from a local server here),
+bad files and failed downloads are one ReidError each."""
+
+import functools
+import hashlib
+import http.server
+import io
+import socket
+import threading
+import types
 
 import pytest
 import torch
 import torchvision
 
+from reid.engine.experiment import run_experiment
 from reid.errors import ReidError
-from reid.model import build_model
+from reid.model import build_model, download, pretrained
+from reid.model.download import URL_ENV, mirrored_url
 from reid.model.pretrained import imagenet_weights_path, read_state_dict
-from reid.spec import HeadSpec, ModelSpec
+from reid.spec import HeadSpec, ModelSpec, load_spec_text
+from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 NO_HEAD = HeadSpec(type="none")
 
@@ -39,17 +51,89 @@ def test_torchvision_state_dict_loads_into_every_backbone_tensor(weights_file, t
     assert_loaded_exactly(model, torchvision_state, model.pretrained_report)
 
 
-def test_imagenet_reads_the_hub_cache_and_never_downloads(tmp_path, monkeypatch, torchvision_state):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    expected = tmp_path / "checkpoints" / "resnet18-f37072fd.pth"
-    assert imagenet_weights_path("resnet18") == expected
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache; returns its checkpoints folder."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    return tmp_path / "hub" / "checkpoints"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def log_message(self, *args) -> None:
+        _Quiet.requests.append(self.path)
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """A local HTTP server in a thread; REID_WEIGHTS_URL points at its /models/ folder, which is returned."""
+    served = tmp_path / "served"
+    (served / "models").mkdir(parents=True)
+    _Quiet.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{server.server_port}/models/")
+    yield served / "models"
+    server.shutdown()
+    server.server_close()
+
+
+def serve_as_imagenet(monkeypatch, served, state) -> str:
+    """Save ``state`` into ``served`` under a torchvision-style name carrying its real sha256; make it resnet18's."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    name = f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    (served / name).write_bytes(data)
+    weights = types.SimpleNamespace(url=f"https://download.pytorch.org/models/{name}")
+    monkeypatch.setitem(pretrained.IMAGENET_WEIGHTS, "resnet18", weights)
+    return name
+
+
+def test_imagenet_path_is_torchvisions_file_in_the_hub_cache(hub):
+    assert imagenet_weights_path("resnet18") == hub / "resnet18-f37072fd.pth"
+    assert imagenet_weights_path("resnet50") == hub / "resnet50-0676ba61.pth"
+
+
+def test_imagenet_downloads_once_into_the_hub_cache(hub, weights_server, monkeypatch, torchvision_state):
+    name = serve_as_imagenet(monkeypatch, weights_server, torchvision_state)
+    model = build_model(ModelSpec(pretrained="imagenet"), NO_HEAD, None)
+    assert_loaded_exactly(model, torchvision_state, model.pretrained_report)
+    assert (hub / name).is_file() and sorted(p.name for p in hub.iterdir()) == [name]
+    assert _Quiet.requests == [f"/models/{name}"]
+    model = build_model(ModelSpec(pretrained="imagenet"), NO_HEAD, None)  # from the cache: no second request
+    assert _Quiet.requests == [f"/models/{name}"] and model.pretrained_report.complete
+
+
+def test_wrong_hash_is_one_clear_error_and_leaves_no_file(hub, weights_server, torchvision_state):
+    torch.save(torchvision_state, weights_server / "resnet18-f37072fd.pth")  # not the real file: another sha256
     with pytest.raises(ReidError) as err:
         build_model(ModelSpec(pretrained="imagenet"), NO_HEAD, None)
-    assert "resnet18-f37072fd.pth" in str(err.value) and str(expected.parent) in str(err.value)
-    expected.parent.mkdir()
-    torch.save(torchvision_state, expected)
-    model = build_model(ModelSpec(pretrained="imagenet", last_stride=1), NO_HEAD, None)
-    assert_loaded_exactly(model, torchvision_state, model.pretrained_report)
+    message = str(err.value)
+    assert "corrupt" in message and "expected f37072fd" in message and "nothing was saved" in message
+    assert "/models/resnet18-f37072fd.pth" in message and str(hub / "resnet18-f37072fd.pth") in message
+    assert list(hub.iterdir()) == []  # no partial file, no bad file
+
+
+def test_unreachable_host_is_one_clear_error(hub, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{port}/")
+    with pytest.raises(ReidError) as err:
+        build_model(ModelSpec(arch="resnet50", pretrained="imagenet"), NO_HEAD, None, (3, 32, 32))
+    message = str(err.value)
+    assert message.count("\n") == 0 and "could not download resnet50-0676ba61.pth" in message
+    assert f"http://127.0.0.1:{port}/resnet50-0676ba61.pth" in message  # the URL
+    assert f"put it at {hub / 'resnet50-0676ba61.pth'}" in message and 'pretrained = "none"' in message
+    assert list(hub.iterdir()) == []
+
+
+def test_http_error_names_the_status(hub, weights_server):
+    with pytest.raises(ReidError, match="HTTP 404"):
+        download.download(mirrored_url("https://x/models/nothing-0123abcd.pth"), hub / "nothing-0123abcd.pth", "0123abcd")
+    assert list(hub.iterdir()) == []
 
 
 def test_wrapped_and_prefixed_state_dicts_are_unwrapped(tmp_path, torchvision_state):
@@ -99,3 +183,39 @@ def test_reid_checkpoint_loads_backbone_and_discards_head(tmp_path):
     assert report.complete and report.loaded == list(model.backbone.state_dict())
     assert report.discarded == [k for k in trained.state_dict() if k.startswith("head.")]
     assert torch.equal(model.backbone.conv1.weight, trained.backbone.conv1.weight)
+
+
+TINY_RUN = 'name = "tiny"\n' + TINY_DATA + FP32_DETERMINISTIC + """threads = 2
+[model]
+layers = [1, 1, 1, 1]
+[head]
+type = "bnneck"
+[sampler]
+type = "random"
+batch_size = 16
+[schedule]
+epochs = 1
+warmup_epochs = 0
+max_iters_per_epoch = 2
+"""
+
+
+def test_fine_tuning_from_a_run_loads_its_backbone_and_rebuilds_the_classifier(tmp_path, monkeypatch):
+    monkeypatch.setenv("REID_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "runs" / "tiny"
+    run_experiment(load_spec_text(TINY_RUN), run, plain=True)
+    best = run / "checkpoints" / "best.pt"
+    trained = torch.load(best, weights_only=True)["model"]
+    model = build_model(ModelSpec(layers=(1, 1, 1, 1), pretrained=str(run)), HeadSpec(type="classifier"), 3)
+    report = model.pretrained_report
+    assert report.source == str(best) and report.complete and report.loaded == list(model.backbone.state_dict())
+    assert report.discarded == [k for k in trained if k.startswith("head.")]
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, trained[f"backbone.{key}"]), key
+    assert model.num_classes == 3  # the run had 10 identities: a new classifier
+
+    best.unlink()  # no best checkpoint: the last one
+    assert build_model(ModelSpec(layers=(1, 1, 1, 1), pretrained=str(run)), NO_HEAD, None).pretrained_report.source == str(
+        run / "checkpoints" / "last.pt")
+    with pytest.raises(ReidError, match="no checkpoint in this directory.*checkpoints/best.pt or checkpoints/last.pt"):
+        build_model(ModelSpec(pretrained=str(tmp_path / "runs")), NO_HEAD, None)

@@ -4,6 +4,8 @@ Examples:
     reid inspect --params                      # 72 rows, ✓ vs the documented table, exit 0 when all match
     reid inspect --params --flops              # + fvcore FLOPs per stage
     reid inspect --params --input 3x256x128 --arch resnet34 --last-stride 2
+    reid inspect --params --flops --arch resnet50 --input 3x256x128   # 23,508,032 backbone parameters
+    reid inspect --params --arch timm:efficientnet_b0 --last-stride 2
     reid inspect --params --last-stride 2 --check   # deliberately different: exits 1 naming the first bad row
     reid inspect --spec specs/quickstart.toml --format json
 """
@@ -58,6 +60,8 @@ def _model_spec(base: ModelSpec, changes: dict[str, object]) -> ModelSpec:
         return ModelSpec.model_validate({**base.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
     except ValidationError as e:
         err = e.errors()[0]
+        if not err["loc"]:  # a rule across fields (which archs exist, layers with a timm arch)
+            raise ReidError(err["msg"].removeprefix("Value error, "), where="--arch") from None
         option = "--" + str(err["loc"][0]).replace("_", "-")
         raise ReidError(f"{err['input']!r}: {err['msg']}", where=option) from None
 
@@ -105,13 +109,13 @@ def inspect_command(
     params: bool = typer.Option(False, "--params", help="Print the layer table, totals, Q2 and Q4 (the default)."),
     flops: bool = typer.Option(False, "--flops", help="Add fvcore FLOP counts per stage."),
     input_size: str = typer.Option(None, "--input", help="Input size CxHxW, e.g. 3x256x128 (default: 3x128x128, or the spec's data size)."),
-    arch: str = typer.Option(None, "--arch", help="resnet18 or resnet34."),
+    arch: str = typer.Option(None, "--arch", help="resnet18, resnet34, resnet50, resnet101, resnet152, or timm:<name> (any timm CNN)."),
     layers: str = typer.Option(None, "--layers", help="Blocks per stage, e.g. 3,4,6,3 (overrides --arch)."),
     last_stride: int = typer.Option(None, "--last-stride", help="Stride of the last stage: 1 or 2."),
     pooling: str = typer.Option(None, "--pooling", help="avg, max or gem."),
     head: str = typer.Option(None, "--head", help="none, classifier or bnneck (default: none, or the spec's)."),
     num_classes: int = typer.Option(None, "--num-classes", help="Classifier outputs (default with a synthetic/folder --spec: data.train_ids)."),
-    pretrained: str = typer.Option(None, "--pretrained", help='"none", "imagenet" (torch hub cache) or a state-dict path.'),
+    pretrained: str = typer.Option(None, "--pretrained", help='"none", "imagenet" (downloaded once into the torch hub cache), a run directory or a weights file.'),
     spec: Path = typer.Option(None, "--spec", help="Take model, head and input size from this spec file."),
     check: bool = typer.Option(False, "--check", help="Compare with the documented table even if the configuration differs."),
     output_format: str = typer.Option("text", "--format", help="text or json."),
@@ -165,7 +169,7 @@ def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int]
         geometry = pooling_geometry(model.backbone.feature_size)
         result["pooling"] = {"layer": type(model.backbone.pool).__name__, **asdict(geometry)}
         block = first_block(rows)
-        result["first_block"] = {"block": block.block, "rows": [r.layer for r in block.rows], "params": block.params}
+        result["first_block"] = {"block": block.block, "rows": [r.layer for r in block.rows], "params": block.params} if block else None
         result["check"] = {
             "compared": compared,
             "differences": differences,
@@ -205,7 +209,8 @@ def _print_text(result: dict) -> None:
             soft_wrap=True,
         )
         b = result["first_block"]
-        out.print(f"Q4 first residual block ({b['block']}: {b['rows'][0]} … {b['rows'][-1]}): {b['params']:,} parameters")
+        if b:
+            out.print(f"Q4 first residual block ({b['block']}: {b['rows'][0]} … {b['rows'][-1]}): {b['params']:,} parameters")
         if not chk["compared"]:
             out.print(f"documented table: not compared — configuration differs ({'; '.join(chk['differences'])}); add --check to compare anyway", soft_wrap=True)
         elif not mismatches:

@@ -4,11 +4,12 @@ A backbone is a tuple of small frozen dataclasses, read front to back by
 :func:`reid.model.builder.build_backbone`:
 
 ``StemSpec`` (conv 7×7/s2 + BN + ReLU) → ``MaxPoolSpec`` (3×3/s2) → one ``StageSpec``
-per stage of BasicBlocks → ``GlobalPoolSpec``.
+per stage of residual blocks (``basic`` or ``bottleneck``) → ``GlobalPoolSpec``.
 
-Named layouts (blocks per stage) live in :data:`LAYOUTS`; ``layers`` and
-``last_stride`` override them. The default is the assignment network: ResNet-18 with
-last stride 1, average pooling, for 3×128×128 crops.
+Named layouts (block kind and blocks per stage) live in :data:`LAYOUTS`: ResNet-18/34
+use BasicBlocks, ResNet-50/101/152 Bottlenecks (1×1 → 3×3 → 1×1, four times wider
+output). ``layers`` and ``last_stride`` override them. The default is the assignment
+network: ResNet-18 with last stride 1, average pooling, for 3×128×128 crops.
 
 Example:
     >>> specs = backbone_specs("resnet18", last_stride=1)
@@ -16,6 +17,8 @@ Example:
     [1, 2, 2, 1]
     >>> final_feature_size(specs, (128, 128)), embedding_dim(specs)
     ((8, 8), 512)
+    >>> embedding_dim(backbone_specs("resnet50")), final_feature_size(backbone_specs("resnet50"), (256, 128))
+    (2048, (16, 8))
 """
 
 from __future__ import annotations
@@ -26,19 +29,49 @@ from typing import Callable, Union
 from reid.errors import ReidError
 from reid.registry import Registry
 
-LAYOUTS: Registry[Callable[[], tuple[int, ...]]] = Registry("architecture")
+#: Output channels of a block = its width × this factor.
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named ResNet: the kind of residual block and how many per stage."""
+
+    block: str
+    blocks: tuple[int, ...]
+
+
+LAYOUTS: Registry[Callable[[], Layout]] = Registry("architecture")
 
 
 @LAYOUTS.register("resnet18")
-def resnet18_layout() -> tuple[int, ...]:
-    """BasicBlocks per stage of ResNet-18."""
-    return (2, 2, 2, 2)
+def resnet18_layout() -> Layout:
+    """ResNet-18: 2, 2, 2, 2 BasicBlocks."""
+    return Layout("basic", (2, 2, 2, 2))
 
 
 @LAYOUTS.register("resnet34")
-def resnet34_layout() -> tuple[int, ...]:
-    """BasicBlocks per stage of ResNet-34."""
-    return (3, 4, 6, 3)
+def resnet34_layout() -> Layout:
+    """ResNet-34: 3, 4, 6, 3 BasicBlocks."""
+    return Layout("basic", (3, 4, 6, 3))
+
+
+@LAYOUTS.register("resnet50")
+def resnet50_layout() -> Layout:
+    """ResNet-50: 3, 4, 6, 3 Bottlenecks."""
+    return Layout("bottleneck", (3, 4, 6, 3))
+
+
+@LAYOUTS.register("resnet101")
+def resnet101_layout() -> Layout:
+    """ResNet-101: 3, 4, 23, 3 Bottlenecks."""
+    return Layout("bottleneck", (3, 4, 23, 3))
+
+
+@LAYOUTS.register("resnet152")
+def resnet152_layout() -> Layout:
+    """ResNet-152: 3, 8, 36, 3 Bottlenecks."""
+    return Layout("bottleneck", (3, 8, 36, 3))
 
 
 @dataclass(frozen=True)
@@ -60,11 +93,20 @@ class MaxPoolSpec:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """``blocks`` BasicBlocks with ``channels`` outputs; the first one has stride ``stride``."""
+    """``blocks`` residual blocks of width ``channels``; the first one has stride ``stride``.
+
+    ``block`` is ``basic`` (output = width) or ``bottleneck`` (output = 4 × width).
+    """
 
     channels: int
     blocks: int
     stride: int
+    block: str = "basic"
+
+    @property
+    def out_channels(self) -> int:
+        """Channels the stage outputs."""
+        return self.channels * EXPANSION[self.block]
 
 
 @dataclass(frozen=True)
@@ -86,24 +128,25 @@ def backbone_specs(
     last_stride: int = 1,
     pooling: str = "avg",
 ) -> tuple[LayerSpec, ...]:
-    """The layer specs of a BasicBlock ResNet.
+    """The layer specs of a ResNet.
 
     Args:
-        arch: a name in :data:`LAYOUTS` (``resnet18``, ``resnet34``).
-        layers: blocks per stage (four positive integers); overrides ``arch``.
+        arch: a name in :data:`LAYOUTS` (``resnet18`` … ``resnet152``); sets the block kind and counts.
+        layers: blocks per stage (four positive integers); overrides the arch's counts, not its block kind.
         last_stride: stride of the first block of the last stage (1 keeps 8×8 maps for 128×128 input).
         pooling: global pooling kind (``avg``, ``max``, ``gem``).
 
     Raises:
         ReidError: unknown arch, bad layers or stride.
     """
-    blocks = tuple(layers) if layers is not None else LAYOUTS.get(arch)()
+    layout = LAYOUTS.get(arch)()
+    blocks = tuple(layers) if layers is not None else layout.blocks
     if len(blocks) != len(STAGE_CHANNELS) or any(int(b) < 1 for b in blocks):
         raise ReidError(f"layers {list(blocks)} must be {len(STAGE_CHANNELS)} positive block counts", where="model.layers", fix="e.g. 2,2,2,2 or 3,4,6,3")
     if last_stride not in (1, 2):
         raise ReidError(f"last_stride {last_stride} must be 1 or 2", where="model.last_stride")
     strides = STAGE_STRIDES[:-1] + (last_stride,)
-    stages = tuple(StageSpec(c, int(b), s) for c, b, s in zip(STAGE_CHANNELS, blocks, strides))
+    stages = tuple(StageSpec(c, int(b), s, layout.block) for c, b, s in zip(STAGE_CHANNELS, blocks, strides))
     return (StemSpec(), MaxPoolSpec(), *stages, GlobalPoolSpec(pooling))
 
 
@@ -122,7 +165,7 @@ def spec_output_size(spec: LayerSpec, hw: tuple[int, int]) -> tuple[int, int]:
     if isinstance(spec, StemSpec | MaxPoolSpec):
         k, s = spec.kernel, spec.stride
         return tuple(conv_output_size(n, k, s, k // 2) for n in hw)  # type: ignore[return-value]
-    if isinstance(spec, StageSpec):  # only the first 3×3 conv of a stage strides
+    if isinstance(spec, StageSpec):  # only the first 3×3 conv of a stage (and its 1×1 shortcut) strides
         return tuple(conv_output_size(n, 3, spec.stride, 1) for n in hw)  # type: ignore[return-value]
     return (1, 1)
 
@@ -138,4 +181,4 @@ def final_feature_size(specs: tuple[LayerSpec, ...], hw: tuple[int, int]) -> tup
 
 def embedding_dim(specs: tuple[LayerSpec, ...]) -> int:
     """Channels of the last stage = length of the pooled embedding."""
-    return [s.channels for s in specs if isinstance(s, StemSpec | StageSpec)][-1]
+    return [s.out_channels if isinstance(s, StageSpec) else s.channels for s in specs if isinstance(s, StemSpec | StageSpec)][-1]

@@ -1,8 +1,9 @@
 """The one builder: turns a tuple of layer specs (:mod:`reid.model.blocks`) into a backbone.
 
 Module names follow torchvision's ResNet (``conv1``, ``bn1``, ``relu``, ``maxpool``,
-``layer1.0.conv1``, ``layer1.0.downsample.0`` …, plus ``pool``), so torchvision state
-dicts load without a key mapping.
+``layer1.0.conv1``, ``layer1.0.downsample.0`` …, plus ``pool``) for BasicBlock and
+Bottleneck stages alike, so torchvision state dicts (ResNet-18 … 152) load without a
+key mapping.
 
 Example:
     >>> from reid.model.blocks import backbone_specs
@@ -18,7 +19,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from reid.model.blocks import GlobalPoolSpec, LayerSpec, MaxPoolSpec, StageSpec, StemSpec, spec_output_size
+from reid.model.blocks import EXPANSION, GlobalPoolSpec, LayerSpec, MaxPoolSpec, StageSpec, StemSpec, spec_output_size
 from reid.model.pooling import POOLINGS, pooling_geometry
 
 
@@ -37,18 +38,53 @@ class ResBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        if stride == 1 and in_channels == channels:
-            self.downsample: nn.Module = nn.Identity()
-        else:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
-            )
+        self.downsample = shortcut(in_channels, channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) → (B, C, H/stride, W/stride)."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.downsample(x))
+
+
+def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """``nn.Identity`` when shapes match, else torchvision's projection (1×1 conv with ``stride`` + BN)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck (ResNet v1.5): 1×1 → 3×3 (strided) → 1×1 to ``4 × width``, plus the shortcut.
+
+    Calling order (what a torchsummary-style table lists): conv1, bn1, relu, conv2, bn2,
+    relu, conv3, bn3, downsample, relu.
+    """
+
+    expansion = EXPANSION["bottleneck"]
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1):
+        super().__init__()
+        out = width * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = shortcut(in_channels, out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) → (B, 4·width, H/stride, W/stride)."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.downsample(x))
+
+
+#: Block kind (``StageSpec.block``) → module class; what the layer table lists as one row per block.
+RESIDUAL_BLOCKS: dict[str, type[nn.Module]] = {"basic": ResBlock, "bottleneck": Bottleneck}
 
 
 class Backbone(nn.Module):
@@ -86,6 +122,10 @@ class Backbone(nn.Module):
             x = module(x)
         return torch.flatten(x, 1)
 
+    def adopt_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weight-file keys in this backbone's naming: torchvision's already are, so ``state`` as is."""
+        return state
+
 
 def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int] = (3, 128, 128)) -> Backbone:
     """Build a :class:`Backbone` from layer specs for images of ``input_size`` (C, H, W).
@@ -107,13 +147,14 @@ def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int
             case MaxPoolSpec(k, s):
                 modules["maxpool"] = nn.MaxPool2d(k, stride=s, padding=k // 2)
                 groups.setdefault("stem", []).append("maxpool")
-            case StageSpec(out, n, s):
+            case StageSpec(width, n, s, kind):
                 stage += 1
                 name = f"layer{stage}"
-                blocks = [ResBlock(channels if i == 0 else out, out, s if i == 0 else 1) for i in range(n)]
+                block = RESIDUAL_BLOCKS[kind]
+                blocks = [block(channels if i == 0 else spec.out_channels, width, s if i == 0 else 1) for i in range(n)]
                 modules[name] = nn.Sequential(*blocks)
                 groups[name] = [name]
-                channels = out
+                channels = spec.out_channels
             case GlobalPoolSpec(kind):
                 modules["pool"] = POOLINGS.get(kind)(pooling_geometry(hw))
                 groups["pooling"] = ["pool"]

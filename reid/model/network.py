@@ -18,6 +18,7 @@ from reid.model.blocks import backbone_specs
 from reid.model.builder import Backbone, build_backbone
 from reid.model.heads import build_head
 from reid.model.pretrained import PretrainedReport, load_pretrained
+from reid.model.timm_backbone import TimmBackbone, build_timm_backbone, timm_name, timm_pretrained_report
 from reid.spec import HeadSpec, ModelSpec
 
 
@@ -31,13 +32,14 @@ class ReidModel(nn.Module):
     the pooled embedding otherwise.
 
     Attributes:
-        backbone: the :class:`~reid.model.builder.Backbone`.
+        backbone: the :class:`~reid.model.builder.Backbone` (block-spec ResNet) or a
+            :class:`~reid.model.timm_backbone.TimmBackbone`.
         head: the head module (see :mod:`reid.model.heads`).
         embedding_dim: D.
         pretrained_report: what loading pretrained weights did (None when none were loaded).
     """
 
-    def __init__(self, backbone: Backbone, head: nn.Module, pretrained_report: PretrainedReport | None = None):
+    def __init__(self, backbone: Backbone | TimmBackbone, head: nn.Module, pretrained_report: PretrainedReport | None = None):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -87,6 +89,10 @@ def build_model(
 ) -> ReidModel:
     """Build backbone + head from the spec tables, loading pretrained weights if asked.
 
+    ``arch = "timm:<name>"`` builds the timm model instead of a block-spec ResNet, and
+    ``pretrained = "imagenet"`` then means timm's own pretrained weights. The head is
+    always built fresh, so a model fine-tuned from a run gets a new classifier.
+
     Args:
         model: ``[model]`` table: arch / layers / last_stride / pooling / pretrained.
         head: ``[head]`` table.
@@ -97,7 +103,12 @@ def build_model(
         ReidError: bad sizes, a head without classes, missing or corrupt weights.
     """
     input_size = check_input_size(input_size)
-    specs = backbone_specs(model.arch, model.layers, model.last_stride, model.pooling)
-    backbone = build_backbone(specs, input_size)
-    report = load_pretrained(backbone, model.pretrained, model.arch)
+    name = timm_name(model.arch)
+    if name is not None:
+        imagenet = model.pretrained == "imagenet"
+        backbone = build_timm_backbone(name, model.last_stride, model.pooling, input_size, pretrained=imagenet)
+        report = timm_pretrained_report(backbone) if imagenet else load_pretrained(backbone, model.pretrained)
+    else:
+        backbone = build_backbone(backbone_specs(model.arch, model.layers, model.last_stride, model.pooling), input_size)
+        report = load_pretrained(backbone, model.pretrained, model.arch)
     return ReidModel(backbone, build_head(head, backbone.embedding_dim, num_classes), report)

@@ -1,18 +1,25 @@
-"""Pretrained backbone weights: ``"none"``, ``"imagenet"`` (torch hub cache) or a file path.
+"""Pretrained backbone weights: ``"none"``, ``"imagenet"``, a run directory or a weights file.
 
-Nothing is ever downloaded. ``"imagenet"`` reads torchvision's ImageNet checkpoint
-for the arch from ``torch.hub.get_dir()/checkpoints/`` (the file name comes from
-``ResNet18_Weights.IMAGENET1K_V1.url``); a path reads a state dict saved with
-``torch.save`` (a bare state dict, or a dict holding one under ``"state_dict"`` or
-``"model"``; ``module.`` and ``backbone.`` key prefixes are stripped).
+``"imagenet"`` reads torchvision's ImageNet checkpoint for the arch (ResNet-18 … 152,
+``IMAGENET1K_V1``) from ``torch.hub.get_dir()/checkpoints/``; when it is not there it
+is downloaded from torchvision's URL (sha256-checked, with a progress bar; see
+:mod:`reid.model.download`, whose ``REID_WEIGHTS_URL`` points at a mirror). Offline,
+the error says what failed, the URL and where to put the file.
+
+A run directory (``runs/market-r50``) means its ``checkpoints/best.pt``, else
+``checkpoints/last.pt`` — fine-tuning from a finished run; the new model's classifier is
+built fresh. A file is read with ``torch.load(weights_only=True)``: a bare state dict, or
+a dict holding one under ``"state_dict"`` or ``"model"`` (a reid checkpoint);
+``module.`` and ``backbone.`` key prefixes are stripped, and the ``head.`` tensors of a
+reid checkpoint are reported as discarded.
 
 The backbone uses torchvision's parameter names, so keys map one to one; the report
 says what loaded, what the model still lacks, what the file had that the model does
 not use (torchvision's ``fc.weight`` / ``fc.bias``) and shape mismatches.
 
 Example:
-    >>> imagenet_weights_path("resnet18").name
-    'resnet18-f37072fd.pth'
+    >>> imagenet_weights_path("resnet50").name
+    'resnet50-0676ba61.pth'
 """
 
 from __future__ import annotations
@@ -23,11 +30,20 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, ResNet34_Weights
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, ResNet101_Weights, ResNet152_Weights
 
 from reid.errors import ReidError
+from reid.model.download import download, mirrored_url, sha256_prefix
 
-IMAGENET_WEIGHTS = {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "resnet34": ResNet34_Weights.IMAGENET1K_V1}
+IMAGENET_WEIGHTS = {
+    "resnet18": ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": ResNet50_Weights.IMAGENET1K_V1,
+    "resnet101": ResNet101_Weights.IMAGENET1K_V1,
+    "resnet152": ResNet152_Weights.IMAGENET1K_V1,
+}
+#: Inside a run directory, in order of preference (the engine's ``RunDir`` layout).
+RUN_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt")
 _WRAPPER_KEYS = ("state_dict", "model")
 _PREFIXES = ("module.", "backbone.")
 
@@ -109,25 +125,51 @@ def load_state_dict_into(module: nn.Module, state: dict[str, torch.Tensor], sour
     return report
 
 
+def imagenet_weights(arch: str) -> Path:
+    """torchvision's ImageNet weights for ``arch``: from the torch hub cache, downloaded there first if missing.
+
+    Raises:
+        ReidError: no weights known for ``arch``, or the download fails (offline, bad hash).
+    """
+    path = imagenet_weights_path(arch)
+    if not path.is_file():
+        url = mirrored_url(IMAGENET_WEIGHTS[arch].url)
+        try:
+            download(url, path, sha256_prefix(path.name))
+        except ReidError as e:
+            raise ReidError(f"ImageNet weights for {arch} are not in the torch hub cache and {e.what}", where=e.where,
+                            fix=f"{e.fix}; or set model.pretrained = \"none\"") from None
+    return path
+
+
+def resolve_weights_file(pretrained: str | Path) -> Path:
+    """The file a ``pretrained`` path means: a run directory's best (else last) checkpoint, or the file itself.
+
+    Raises:
+        ReidError: a directory without a checkpoint.
+    """
+    path = Path(pretrained)
+    if not path.is_dir():
+        return path
+    for name in RUN_CHECKPOINTS:
+        if (path / name).is_file():
+            return path / name
+    raise ReidError("no checkpoint in this directory", where=str(path),
+                    fix=f"give a run directory holding {' or '.join(RUN_CHECKPOINTS)}, or a weights file")
+
+
 def load_pretrained(backbone: nn.Module, pretrained: str, arch: str = "resnet18") -> PretrainedReport | None:
-    """Load ``pretrained`` (``"none"``, ``"imagenet"`` or a path) into ``backbone``.
+    """Load ``pretrained`` (``"none"``, ``"imagenet"``, a run directory or a file) into ``backbone``.
+
+    The file's keys are first put into the backbone's own naming by ``backbone.adopt_keys``.
 
     Returns:
         The load report, or None for ``"none"``.
 
     Raises:
-        ReidError: the ImageNet file is not in the hub cache, or the file is missing / corrupt.
+        ReidError: the ImageNet file cannot be had, or the file is missing / corrupt.
     """
     if pretrained == "none":
         return None
-    if pretrained == "imagenet":
-        path = imagenet_weights_path(arch)
-        if not path.is_file():
-            raise ReidError(
-                f"ImageNet weights {path.name} are not in the torch hub cache (nothing is downloaded)",
-                where=str(path),
-                fix=f"copy {path.name} (from {IMAGENET_WEIGHTS[arch].url}) into {path.parent}, or set model.pretrained = \"none\"",
-            )
-    else:
-        path = Path(pretrained)
-    return load_state_dict_into(backbone, read_state_dict(path), str(path))
+    path = imagenet_weights(arch) if pretrained == "imagenet" else resolve_weights_file(pretrained)
+    return load_state_dict_into(backbone, backbone.adopt_keys(read_state_dict(path)), str(path))

@@ -1,9 +1,10 @@
 """A torchsummary-style layer table, its check against the documented table, and Q4.
 
-Rows come from forward hooks on every leaf module, every ``ResBlock`` and the pooling
-layer, in calling order, named ``<Class>-<index>`` exactly like torchsummary (a module
-called twice, such as a block's ReLU, gives two rows; a row's params are the module's
-own, so a ``ResBlock`` row shows 0). The documented assignment table (72 rows, ending
+Rows come from forward hooks on every leaf module, every residual block (``ResBlock``,
+``Bottleneck``) and the pooling layer, in calling order, named ``<Class>-<index>``
+exactly like torchsummary (a module called twice, such as a block's ReLU, gives two
+rows; a row's params are the module's own, so a block row shows 0). Any backbone works,
+timm ones included (their leaf modules are listed). The documented assignment table (72 rows, ending
 ``AvgPool2d-72 [-1, 512, 1, 1] 0``) ships as ``documented_resnet18_128.tsv``.
 
 Example:
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from reid.model.blocks import LAYOUTS
-from reid.model.builder import ResBlock
+from reid.model.builder import RESIDUAL_BLOCKS
 from reid.model.network import ReidModel
 from reid.spec import ModelSpec
 
@@ -134,7 +135,7 @@ def layer_table(model: ReidModel, batch_size: int = 2) -> list[LayerRow]:
     handles = [
         m.register_forward_hook(hook_for(path))
         for path, m in model.named_modules()
-        if path and (not list(m.children()) or isinstance(m, ResBlock))
+        if path and (not list(m.children()) or isinstance(m, tuple(RESIDUAL_BLOCKS.values())))
     ]
     was_training = model.training
     try:
@@ -198,25 +199,37 @@ def compare_with_documented(rows: list[LayerRow]) -> list[Mismatch]:
 def differences_from_documented(model: ModelSpec, input_size: tuple[int, int, int]) -> list[str]:
     """How ``model`` + ``input_size`` differ from the documented network; empty when its table should match.
 
-    The arch matters only through its blocks per stage (``layers`` overrides it).
+    A block-spec arch matters only through its block kind and blocks per stage (``layers``
+    overrides the counts); a timm arch always differs.
 
     Example:
         >>> differences_from_documented(ModelSpec(last_stride=2), (3, 128, 128))
         ['last_stride 2 (documented: 1)']
+        >>> differences_from_documented(ModelSpec(arch="resnet50"), (3, 128, 128))
+        ['block bottleneck (documented: basic)', 'layers 3,4,6,3 (documented: 2,2,2,2)']
     """
-    layers = ",".join(str(n) for n in (model.layers or LAYOUTS.get(model.arch)()))
-    found = {"layers": layers, "last_stride": str(model.last_stride), "pooling": model.pooling}
-    documented = {"layers": "2,2,2,2", "last_stride": "1", "pooling": "avg"}
-    out = [f"{k} {found[k]} (documented: {v})" for k, v in documented.items() if found[k] != v]
+    if model.arch in LAYOUTS:
+        layout = LAYOUTS.get(model.arch)()
+        found = {"block": layout.block, "layers": ",".join(str(n) for n in (model.layers or layout.blocks))}
+    else:
+        found = {"arch": model.arch}
+    found |= {"last_stride": str(model.last_stride), "pooling": model.pooling}
+    documented = {"arch": "resnet18", "block": "basic", "layers": "2,2,2,2", "last_stride": "1", "pooling": "avg"}
+    out = [f"{k} {found[k]} (documented: {v})" for k, v in documented.items() if k in found and found[k] != v]
     if tuple(input_size) != DOCUMENTED_INPUT:
         size = "x".join(str(n) for n in input_size)
         out.append(f"input {size} (documented: {'x'.join(str(n) for n in DOCUMENTED_INPUT)})")
     return out
 
 
-def first_block(rows: list[LayerRow]) -> BlockSummary:
-    """Q4: the rows of the first residual block (``layer1.0``, its own ``ResBlock`` row excluded) and their parameter total."""
+def first_block(rows: list[LayerRow]) -> BlockSummary | None:
+    """Q4: the rows of the first residual block (``layer1.0``, its own block row excluded) and their parameter total.
+
+    None for a backbone without a block-spec ``layer1.0`` (a timm one).
+    """
     prefix = "backbone.layer1.0"
     inside = [r for r in rows if r.module.startswith(prefix + ".")]
-    block = next(r.layer for r in rows if r.module == prefix)
+    block = next((r.layer for r in rows if r.module == prefix), None)
+    if block is None:
+        return None
     return BlockSummary(block=block, rows=inside, params=sum(r.params for r in inside))
