@@ -41,7 +41,9 @@ from reid.errors import ReidError
 from reid.registry import Registry
 from reid.spec import LossSpec
 
-Term = Callable[[dict, torch.Tensor, LossSpec], torch.Tensor]
+Gather = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(features, pids) -> (features, pids)`` of the whole global batch (see :func:`reid.engine.distributed.mining_gather`)."""
+Term = Callable[[dict, torch.Tensor, LossSpec, Gather | None], torch.Tensor]  # (outputs, pids, spec, gather) -> loss
 LOSSES: Registry[Term] = Registry("loss")
 TRIPLET_MINING: Registry[Callable] = Registry("triplet mining")
 
@@ -64,34 +66,33 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor, distance: str = "euclide
 
 
 @TRIPLET_MINING.register("hard")
-def _batch_hard(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
-    """Sum of batch-hard hinge losses over the valid anchors of these rows, and their count."""
-    hardest_pos, hardest_neg, valid = _hardest(dist, same, diff)
-    return F.relu(hardest_pos - hardest_neg + margin).sum(), int(valid.sum())
+def _batch_hard(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of batch-hard hinge losses over the valid anchors of these rows, and their count (a tensor)."""
+    gap, valid = _hardest_gap(dist, same, diff)
+    return torch.where(valid, F.relu(gap + margin), 0).sum(), valid.sum()
 
 
 @TRIPLET_MINING.register("soft")
-def _soft_margin(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
+def _soft_margin(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of soft-margin (softplus) batch-hard losses over the valid anchors, and their count; ``margin`` unused."""
-    hardest_pos, hardest_neg, valid = _hardest(dist, same, diff)
-    return F.softplus(hardest_pos - hardest_neg).sum(), int(valid.sum())
+    gap, valid = _hardest_gap(dist, same, diff)
+    return torch.where(valid, F.softplus(gap), 0).sum(), valid.sum()
 
 
 @TRIPLET_MINING.register("all")
-def _batch_all(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
-    """Sum of hinge losses over every valid triplet of these anchors, and how many are positive."""
+def _batch_all(dist: torch.Tensor, same: torch.Tensor, diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of hinge losses over every valid triplet of these anchors, and how many are positive (a tensor)."""
     losses = F.relu(dist[:, :, None] - dist[:, None, :] + margin)  # (anchor, positive, negative)
-    valid = same[:, :, None] & diff[:, None, :]
-    losses = losses[valid]
-    return losses.sum(), int((losses > 0).sum())
+    losses = losses * (same[:, :, None] & diff[:, None, :])
+    return losses.sum(), (losses > 0).sum()
 
 
-def _hardest(dist, same, diff):
+def _hardest_gap(dist, same, diff):
+    """``d(a, hardest positive) − d(a, hardest negative)`` per anchor row (0 where the anchor is not valid)."""
     valid = same.any(1) & diff.any(1)
-    dist, same, diff = dist[valid], same[valid], diff[valid]
     hardest_pos = torch.where(same, dist, float("-inf")).amax(1)
     hardest_neg = torch.where(diff, dist, float("inf")).amin(1)
-    return hardest_pos, hardest_neg, valid
+    return torch.where(valid, hardest_pos - hardest_neg, 0), valid  # −inf, never NaN, before masking
 
 
 def triplet_loss(
@@ -106,6 +107,8 @@ def triplet_loss(
     Anchors are processed in row blocks, so with ``hard`` / ``soft`` mining large sets (e.g.
     a whole validation set under ``torch.no_grad()``) need memory for a block of the
     distance matrix only; ``all`` needs ``B²`` entries per anchor (training batches).
+    Everything stays on the features' device: no value is read back to the host (masks
+    multiply instead of indexing, counts stay tensors).
 
     Example:
         >>> f = torch.tensor([[0.], [0.1], [5.], [5.2]])
@@ -119,15 +122,16 @@ def triplet_loss(
     n = features.shape[0]
     per_row = n * n if mining == "all" else n
     step = max(1, _ROW_ENTRIES // max(per_row, 1))
-    total, count = features.sum() * 0, 0
+    columns = torch.arange(n, device=features.device)
+    total, count = features.sum() * 0, torch.zeros((), dtype=torch.long, device=features.device)
     for s in range(0, n, step):
-        rows = torch.arange(s, min(s + step, n), device=features.device)
-        same = pids[rows, None] == pids[None]
+        rows = columns[s:s + step]
+        same = pids[s:s + step, None] == pids[None]
         diff = ~same
-        same[torch.arange(len(rows)), rows] = False
-        part, k = rule(pairwise_distance(features[rows], features, distance), same, diff, margin)
+        same &= rows[:, None] != columns[None]  # an anchor is not its own positive
+        part, k = rule(pairwise_distance(features[s:s + step], features, distance), same, diff, margin)
         total, count = total + part, count + k
-    return total / max(count, 1)
+    return total / count.clamp_min(1)
 
 
 def id_loss(logits: torch.Tensor, pids: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -139,7 +143,7 @@ def id_loss(logits: torch.Tensor, pids: torch.Tensor, label_smoothing: float = 0
 
 
 @LOSSES.register("id")
-def _id_term(outputs: dict, pids: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+def _id_term(outputs: dict, pids: torch.Tensor, spec: LossSpec, gather: Gather | None) -> torch.Tensor:
     logits = outputs.get("logits")
     if logits is None:
         raise ReidError("ID loss needs logits but the model's head has no classifier",
@@ -148,8 +152,11 @@ def _id_term(outputs: dict, pids: torch.Tensor, spec: LossSpec) -> torch.Tensor:
 
 
 @LOSSES.register("triplet")
-def _triplet_term(outputs: dict, pids: torch.Tensor, spec: LossSpec) -> torch.Tensor:
-    return triplet_loss(outputs["features"], pids, spec.margin, spec.mining, spec.triplet_distance)
+def _triplet_term(outputs: dict, pids: torch.Tensor, spec: LossSpec, gather: Gather | None) -> torch.Tensor:
+    features = outputs["features"]
+    if gather is not None:
+        features, pids = gather(features, pids)
+    return triplet_loss(features, pids, spec.margin, spec.mining, spec.triplet_distance)
 
 
 class Criterion:
@@ -158,24 +165,28 @@ class Criterion:
     ``criterion(outputs, pids) -> (total, parts)``: ``outputs`` is the model's
     ``{"features": (B, D), "logits": (B, C) or None}``; ``total`` is the weighted sum (a
     tensor to backpropagate); ``parts`` maps each active term (``"id"``, ``"triplet"``)
-    to its *unweighted* value as a float.
+    to its *unweighted* value as a detached 0-dim tensor on the device (read it back only
+    when logging: ``float()`` waits for the GPU).
+
+    Under torchrun, ``gather`` (:func:`reid.engine.distributed.mining_gather`) makes the
+    triplet term mine over every rank's batch; the ID term stays per rank (DDP averages it).
     """
 
-    def __init__(self, spec: LossSpec):
-        self.spec = spec
+    def __init__(self, spec: LossSpec, gather: Gather | None = None):
+        self.spec, self.gather = spec, gather
         weights = {"id": spec.id_weight, "triplet": spec.triplet_weight}
         self.terms = [(name, w, LOSSES.get(name)) for name, w in weights.items() if w > 0]
 
-    def __call__(self, outputs: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, outputs: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its unweighted parts for one batch."""
         total, parts = 0, {}
         for name, weight, term in self.terms:
-            value = term(outputs, pids, self.spec)
+            value = term(outputs, pids, self.spec, self.gather)
             total = total + weight * value
-            parts[name] = float(value.detach())
+            parts[name] = value.detach()
         return total, parts
 
 
-def build_loss(spec: LossSpec) -> Criterion:
-    """The training criterion of ``spec`` (terms with weight 0 are switched off)."""
-    return Criterion(spec)
+def build_loss(spec: LossSpec, gather: Gather | None = None) -> Criterion:
+    """The training criterion of ``spec`` (terms with weight 0 are switched off); ``gather``: see :class:`Criterion`."""
+    return Criterion(spec, gather)

@@ -15,6 +15,13 @@ from reid.data.imageset import ImageSet, check_header, decode_image
 from reid.errors import ReidError
 
 
+@pytest.fixture(autouse=True)
+def reid_cache(tmp_path, monkeypatch):
+    """Decoded-image caches of these tests go to a temporary directory, not the user's."""
+    monkeypatch.setenv("REID_CACHE", str(tmp_path / "reid-cache"))
+    return tmp_path / "reid-cache"
+
+
 def write(path: Path, img: Image.Image, fmt: str) -> Path:
     img.save(path, fmt)
     return path
@@ -77,3 +84,17 @@ def test_stream_and_memory_give_the_same_batches(tmp_path):
         assert torch.equal(a, b) and torch.equal(ia, ib)
     assert stream.images is None and torch.equal(stream.all_images(), mem.images)
     assert mem.camids.tolist() == [0, 1, 0, 1, 0] and mem.num_ids == 5
+    assert stream.cache_path == mem.cache_path is not None  # streaming memory-maps the same cache file
+
+
+def test_without_a_writable_cache_memory_decodes_and_stream_reads_jpegs(tmp_path, caplog):
+    paths = [write(tmp_path / f"{i}.png", Image.new("L", (10, 20), 50 * i), "PNG") for i in range(3)]
+    samples = [Sample(str(p), i, 0) for i, p in enumerate(paths)]
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    reference = ImageSet(samples, height=16, width=8, cache="memory")
+    for cache in ("memory", "stream"):
+        s = ImageSet(samples, height=16, width=8, cache=cache, cache_dir=not_a_dir)
+        assert s.cache_path is None and torch.equal(s.all_images(), reference.images)
+        assert s.converted == (3 if cache == "memory" else 0)
+    assert "cannot write the decoded-image cache" in caplog.text

@@ -145,8 +145,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
 
     real_build_loss = experiment.build_loss
 
-    def exploding(spec):
-        criterion, calls = real_build_loss(spec), []
+    def exploding(spec, **kwargs):
+        criterion, calls = real_build_loss(spec, **kwargs), []
 
         def wrapped(outputs, pids):
             calls.append(1)

@@ -93,11 +93,15 @@ def test_runtime_resolution_on_cpu(monkeypatch):
 
 def test_runtime_prefers_cuda_when_present(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    rt = resolve_runtime(RuntimeSpec(device="auto"), local_rank=1)
-    assert str(rt.device) == "cuda:1" and rt.precision == "bf16" and rt.channels_last
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_runtime(RuntimeSpec(device="auto")).precision == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    saved = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    try:
+        rt = resolve_runtime(RuntimeSpec(device="auto"), local_rank=1)
+        assert str(rt.device) == "cuda:1" and rt.precision == "bf16" and rt.channels_last
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+        assert resolve_runtime(RuntimeSpec(device="auto")).precision == "fp16"
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
 
 
 def test_resume_refuses_a_different_spec(tmp_path):

@@ -122,7 +122,8 @@ def test_build_loss_weights_and_parts():
     total, parts = build_loss(spec)(outputs, pids)
     id_value = id_loss(outputs["logits"], pids, 0.1)
     tri_value = triplet_loss(outputs["features"], pids, 0.2, "all")
-    assert parts == pytest.approx({"id": float(id_value), "triplet": float(tri_value)})
+    assert all(v.ndim == 0 and not v.requires_grad for v in parts.values())  # detached tensors, read back when logged
+    assert {k: float(v) for k, v in parts.items()} == pytest.approx({"id": float(id_value), "triplet": float(tri_value)})
     torch.testing.assert_close(total, 0.5 * id_value + 2.0 * tri_value)
 
     total, parts = build_loss(LossSpec(id_weight=1.0, triplet_weight=0.0))(outputs, pids)
@@ -160,3 +161,34 @@ def test_triplet_is_scale_covariant_and_permutation_invariant(seed, scale):
     torch.testing.assert_close(triplet_loss(features * scale, pids, margin=0.0), base * scale)
     perm = torch.randperm(10, generator=g)
     torch.testing.assert_close(triplet_loss(features[perm], pids[perm], margin=0.0), base)
+
+
+@pytest.mark.parametrize("mining", ["hard", "all", "soft"])
+def test_triplet_reads_nothing_back_from_the_device(mining):
+    """On the meta device every data-dependent step (boolean-mask indexing, ``int()`` of a count,
+    ``nonzero``) fails: the loss, its gradient and the criterion's parts must all stay device tensors."""
+    features = torch.randn(12, 4, device="meta", requires_grad=True)
+    pids = torch.randint(0, 3, (12,), device="meta")
+    loss = triplet_loss(features, pids, mining=mining)
+    loss.backward()
+    assert loss.device.type == "meta" and features.grad.shape == features.shape
+    outputs = {"features": features, "logits": torch.randn(12, 3, device="meta")}
+    total, parts = build_loss(LossSpec(triplet_weight=1.0, mining=mining))(outputs, pids)
+    assert total.device.type == "meta" and all(v.device.type == "meta" for v in parts.values())
+
+
+def test_gather_feeds_the_triplet_term_only():
+    """The criterion mines over what ``gather`` returns (the global batch under torchrun); ID loss stays local."""
+    g = torch.Generator().manual_seed(4)
+    local = {"features": torch.randn(4, 3, generator=g), "logits": torch.randn(4, 5, generator=g)}
+    others, other_pids = torch.randn(4, 3, generator=g), torch.tensor([2, 2, 3, 3])
+    pids = torch.tensor([0, 0, 1, 1])
+
+    def gather(features, p):
+        return torch.cat([features, others]), torch.cat([p, other_pids])
+
+    spec = LossSpec(triplet_weight=1.0)
+    _, parts = build_loss(spec, gather=gather)(local, pids)
+    assert float(parts["triplet"]) == pytest.approx(float(triplet_loss(torch.cat([local["features"], others]),
+                                                                       torch.cat([pids, other_pids]))))
+    assert float(parts["id"]) == pytest.approx(float(id_loss(local["logits"], pids)))

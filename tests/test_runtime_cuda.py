@@ -1,18 +1,50 @@
-"""The CUDA side of the runtime, checked on the CPU: fp16 loss scaling and pinned, non-blocking copies."""
+"""The CUDA side of the runtime, checked on the CPU: fp16 loss scaling, native-bf16 detection, TF32,
+pinned non-blocking copies (and none for batches already on the GPU), timer synchronisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from reid.engine.runtime import Runtime, resolve_runtime
 from reid.engine.trainer import Trainer
+from reid.errors import ReidError
 from reid.spec import RuntimeSpec
 
 
-def _fake_cuda(monkeypatch, bf16: bool) -> None:
+@pytest.fixture(autouse=True)
+def _keep_tf32_flags():
+    """resolve_runtime sets TF32 globally on (mocked) CUDA: restore the flags after each test."""
+    saved = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    yield
+    torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+
+
+def _fake_cuda(monkeypatch, bf16: bool, emulated: bool = False) -> None:
+    """A visible GPU; ``bf16``: native bf16 (Ampere+); ``emulated``: bf16 only through emulation (pre-Ampere)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: bf16 or (emulated and including_emulation))
+
+
+def test_auto_precision_ignores_emulated_bf16(monkeypatch):
+    _fake_cuda(monkeypatch, bf16=False, emulated=True)  # e.g. a V100 or T4: bf16 runs, but emulated and slow
+    rt = resolve_runtime(RuntimeSpec(device="auto", precision="auto"))
+    assert rt.precision == "fp16" and rt.scaler is not None
+    with pytest.raises(ReidError, match="bf16 is not supported"):
+        resolve_runtime(RuntimeSpec(device="cuda", precision="bf16"))
+
+
+@pytest.mark.parametrize("precision, bf16, mode", [("fp32", True, "ieee"), ("bf16", True, "tf32"),
+                                                   ("fp16", False, "tf32"), ("auto", True, "tf32"),
+                                                   ("auto", False, "tf32")])
+def test_tf32_follows_the_precision_on_cuda(monkeypatch, precision, bf16, mode):
+    _fake_cuda(monkeypatch, bf16=bf16)
+    other = "tf32" if mode == "ieee" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = other
+    resolve_runtime(RuntimeSpec(device="cuda", precision=precision))
+    assert torch.backends.cuda.matmul.fp32_precision == mode and torch.backends.cudnn.conv.fp32_precision == mode
 
 
 def test_fp16_on_cuda_comes_with_a_grad_scaler(monkeypatch):
@@ -120,3 +152,23 @@ def test_to_device_on_cpu_converts_the_layout_only_when_asked():
     x = torch.zeros(2, 3, 4, 5)
     assert Runtime(torch.device("cpu"), torch.bfloat16, True).to_device(x).is_contiguous(memory_format=torch.channels_last)
     assert Runtime(torch.device("cpu"), None, False).to_device(x) is x
+
+
+def test_to_device_does_not_pin_a_batch_already_on_the_gpu(monkeypatch):
+    def no_pin(self):
+        raise AssertionError("pin_memory() on a GPU tensor")
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", no_pin)
+    rt = Runtime(torch.device("cuda", 0), torch.bfloat16, True)
+    with FakeTensorMode():  # a stand-in CUDA tensor on a machine without a GPU
+        out = rt.to_device(torch.zeros(2, 3, 4, 5, device="cuda:0"))
+    assert out.device == torch.device("cuda", 0) and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_synchronize_waits_for_cuda_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    Runtime(torch.device("cpu"), None, False).synchronize()
+    assert calls == []
+    Runtime(torch.device("cuda", 1), None, False).synchronize()
+    assert calls == [torch.device("cuda", 1)]

@@ -101,7 +101,7 @@ def build_data(spec: DataSpec, cache_dir: str | Path | None = None) -> ReidData:
     """
     splits = prepare_splits(spec, cache_dir)
     labels, mapping = relabel(splits.train)
-    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers)
+    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir)
     train = ImageSet(splits.train, pids=labels, **args)
     query = ImageSet(splits.query, **args)
     gallery = query if splits.same_set else ImageSet(splits.gallery, **args)
@@ -138,7 +138,7 @@ def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str 
     Raises:
         ReidError: missing or malformed dataset, bad images, nothing to evaluate.
     """
-    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers)
+    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir)
     if whole_dataset and spec.dataset == "folder":
         from reid.data.formats import query_gallery_split, require_root, scan_folder_identities
 

@@ -1,16 +1,21 @@
-"""Images of one split as tensors: decoded once into RAM, or streamed from disk.
+"""Images of one split as tensors: decoded once per dataset and size, then read into RAM or memory-mapped.
 
 :class:`ImageSet` holds pids, camera ids and paths and hands out uint8 batches
-(N×3×H×W, resized to the spec's height × width on decode). With ``cache="memory"`` every
-image is decoded and validated up front (in threads: PIL releases the GIL); with
-``"stream"`` the headers (and JPEG / PNG end markers, which catch truncated files) are
-checked at load time and images are decoded per batch by a ``DataLoader``; ``"auto"``
-picks memory below :data:`AUTO_MEMORY_BYTES` of decoded pixels.
+(N×3×H×W, resized to the spec's height × width on decode). The first build of a split
+decodes every image (in threads: PIL releases the GIL), validating each, into a
+persistent file in the reid cache (:mod:`reid.data.decoded_cache`, keyed by the file
+list, sizes, modification times and the size); later builds read that file instead of
+decoding. With ``cache="memory"`` the pixels are read into RAM; with ``"stream"`` the file
+is memory-mapped and batches are read from it (sets larger than RAM stream from the page
+cache); ``"auto"`` picks memory below :data:`AUTO_MEMORY_BYTES` of decoded pixels. Where
+the cache cannot be written (read-only or full disk) a warning says so and memory mode
+decodes into RAM, stream mode checks headers (and JPEG / PNG end markers, which catch
+truncated files) and decodes per batch in a ``DataLoader``, as without a cache.
 
 Decoding rules (:func:`decode_image`): zero-byte, unreadable, truncated or non-image
 files raise :class:`ReidError` naming the file; grayscale, palette, RGBA (alpha dropped),
 CMYK and 16-bit / 32-bit / float images are converted to 8-bit RGB and counted
-(``ImageSet.converted``).
+(``ImageSet.converted``, also remembered by the cache file).
 
 Example:
     >>> import tempfile, pathlib
@@ -18,13 +23,18 @@ Example:
     >>> from reid.data.formats import Sample
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "0001_c1.png"
     >>> Image.new("L", (10, 20), 128).save(p)
-    >>> s = ImageSet([Sample(str(p), 1, 0)], height=8, width=4)
+    >>> cache = tempfile.mkdtemp()
+    >>> s = ImageSet([Sample(str(p), 1, 0)], height=8, width=4, cache_dir=cache)
     >>> s.images.shape, s.converted, s.pids.tolist()
     (torch.Size([1, 3, 8, 4]), 1, [1])
+    >>> again = ImageSet([Sample(str(p), 1, 0)], height=8, width=4, cache_dir=cache)  # read, not decoded
+    >>> again.cache_path == s.cache_path and again.converted == 1
+    True
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,8 +44,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from reid.data.decoded_cache import cache_file, cache_key, open_cache, write_cache
 from reid.data.formats import Sample
 from reid.errors import ReidError
+
+log = logging.getLogger(__name__)
 
 #: "auto" cache mode keeps a split in RAM when its decoded pixels take less than this.
 AUTO_MEMORY_BYTES = 2 * 1024**3
@@ -134,15 +147,19 @@ class ImageSet:
         paths: image paths (list of str).
         pids: LongTensor of identities (train: relabelled 0..C-1; query/gallery: original).
         camids: LongTensor of camera ids (0-based).
-        images: uint8 tensor N×3×H×W when cached in memory, else ``None``.
-        converted: how many images were not 8-bit RGB and were converted (memory mode).
+        images: uint8 tensor N×3×H×W when held in RAM (memory mode), else ``None``.
+        converted: how many images were not 8-bit RGB and were converted (counted when
+            decoded; restored from the cache file; 0 when streaming JPEGs without a cache).
+        cache_path: the decoded-image cache file in use, or ``None`` where none could be written.
 
     Args:
         samples: the images (:class:`reid.data.formats.Sample`).
         height, width: decoded size.
         cache: "memory", "stream" or "auto".
-        workers: DataLoader workers when streaming.
+        workers: DataLoader workers when streaming JPEGs (no decoded cache).
         pids: optional replacement pids (e.g. relabelled training ids).
+        cache_dir: root of the decoded-image cache (default
+            :func:`reid.data.build.default_cache_dir`, i.e. ``$REID_CACHE``).
     """
 
     def __init__(
@@ -153,6 +170,7 @@ class ImageSet:
         cache: str = "auto",
         workers: int = 0,
         pids: Sequence[int] | None = None,
+        cache_dir: str | Path | None = None,
     ):
         self.paths = [s.path for s in samples]
         self.pids = torch.tensor(list(pids) if pids is not None else [s.pid for s in samples], dtype=torch.long)
@@ -163,20 +181,55 @@ class ImageSet:
         self.cache = cache
         self.converted = 0
         self.images: torch.Tensor | None = None
-        if cache == "memory":
-            self.images = self._decode_all()
+        self._mapped: np.ndarray | None = None
+        cached = self._open_or_build_cache(cache_dir)
+        self.cache_path = cached.path if cached is not None else None
+        if cached is not None:
+            self.converted = cached.converted
+            if cache == "memory":
+                self.images = cached.load()
+            else:
+                self._mapped = cached.map()
+        elif cache == "memory":
+            self.images = torch.empty((len(self.paths), 3, height, width), dtype=torch.uint8)
+            self.converted = self._decode_into(self.images.numpy())
         else:
             for p in self.paths:
                 check_header(p)
 
-    def _decode_all(self) -> torch.Tensor:
-        out = torch.empty((len(self.paths), 3, self.height, self.width), dtype=torch.uint8)
+    def _open_or_build_cache(self, cache_dir: str | Path | None):
+        """The validated decoded-image cache file, decoding into a new one if needed; ``None`` if it cannot be written."""
+        if not self.paths:
+            return None
+        if cache_dir is None:
+            from reid.data.build import default_cache_dir  # build imports this module
+
+            cache_dir = default_cache_dir()
+        try:
+            key = cache_key(self.paths, self.height, self.width)
+        except OSError:
+            return None  # a missing file: decoding (or the header check) names it
+        path, shape = cache_file(cache_dir, key), (len(self.paths), self.height, self.width)
+        cached = open_cache(path, key, *shape)
+        if cached is None:
+            try:
+                write_cache(path, key, *shape, fill=self._decode_into)
+            except OSError as e:
+                log.warning("reid: cannot write the decoded-image cache in %s (%s); decoding without it",
+                            Path(cache_dir) / "decoded", e.strerror or e)
+                return None
+            cached = open_cache(path, key, *shape)
+        return cached
+
+    def _decode_into(self, out: np.ndarray) -> int:
+        """Decode every image into ``out`` (N×3×H×W uint8) and return how many were converted."""
+        converted = 0
         threads = min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(threads) as pool:
-            for i, (arr, converted) in enumerate(pool.map(lambda p: decode_image(p, self.height, self.width), self.paths)):
-                out[i] = torch.from_numpy(arr).permute(2, 0, 1)
-                self.converted += converted
-        return out
+            for i, (arr, conv) in enumerate(pool.map(lambda p: decode_image(p, self.height, self.width), self.paths)):
+                out[i] = arr.transpose(2, 0, 1)
+                converted += conv
+        return converted
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -189,13 +242,17 @@ class ImageSet:
     def batches(self, index_batches: Iterable[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(uint8 images N×3×H×W, indices)`` for each list of indices, in order.
 
-        Memory mode indexes the cached tensor; stream mode decodes through a DataLoader with
-        ``workers`` processes (order preserved).
+        Memory mode indexes the tensor in RAM, stream mode the memory-mapped cache file;
+        without a cache file, streaming decodes through a DataLoader with ``workers``
+        processes (order preserved).
         """
-        if self.images is not None:
+        if self.images is not None or self._mapped is not None:
             for idx in index_batches:
                 idx_t = torch.as_tensor(list(idx), dtype=torch.long)
-                yield self.images[idx_t], idx_t
+                if self.images is not None:
+                    yield self.images[idx_t], idx_t
+                else:
+                    yield torch.from_numpy(self._mapped[idx_t.numpy()]), idx_t
             return
         index_batches = [list(b) for b in index_batches]
         loader = torch.utils.data.DataLoader(
@@ -209,7 +266,9 @@ class ImageSet:
             yield batch, torch.as_tensor(idx, dtype=torch.long)
 
     def all_images(self) -> torch.Tensor:
-        """Every image as one uint8 tensor (decodes them when streaming)."""
+        """Every image as one uint8 tensor (read from the cache file or decoded when streaming)."""
         if self.images is not None:
             return self.images
+        if self._mapped is not None:
+            return torch.from_numpy(np.array(self._mapped))
         return torch.cat([b for b, _ in self.batches([range(i, min(i + 256, len(self))) for i in range(0, len(self), 256)])])

@@ -397,7 +397,10 @@ def write_market_layout(
     Training identities go to ``bounding_box_train/``; each validation identity gives one
     image per camera to ``query/`` and the rest to ``bounding_box_test/``. Files are written
     to a temporary sibling folder that is renamed into place at the end, so an interrupted
-    run never leaves a half-written dataset. ``out`` must not exist or be empty.
+    run never leaves a half-written dataset. ``out`` must not exist or be empty. Processes
+    writing the same ``out`` at once (torchrun ranks sharing a cache) take turns under a file
+    lock: one renders with its process pool, the others then find ``out`` written and raise
+    the "already exists" error, on which the cache reader simply reads it.
 
     Example:
         >>> import tempfile, pathlib
@@ -407,38 +410,42 @@ def write_market_layout(
         ['bounding_box_test', 'bounding_box_train', 'query']
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ReidError("output folder already exists and is not empty", where=str(out), fix="choose a new folder or delete it")
-    pids = list(range(1, params.identities + 1))
-    train, _ = split_identities(pids, train_ids, train_fraction, split_seed)
-    train = set(train)
-    jobs = []
-    for pid in pids:
-        cams = camera_sequence(params, pid)
-        if pid in train:
-            folders = ["bounding_box_train"] * len(cams)
-        else:
-            query = set(per_camera_query([(j, cam) for j, cam in enumerate(cams)], seed=split_seed * 100_003 + pid))
-            folders = ["query" if j in query else "bounding_box_test" for j in range(len(cams))]
-        jobs.append((params, pid, "", folders))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for sub in ("bounding_box_train", "query", "bounding_box_test"):
-            (tmp / sub).mkdir()
-        jobs = [(p, pid, str(tmp), f) for p, pid, _, f in jobs]
-        n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        if n_workers > 1 and len(jobs) > 8:
-            with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
-                list(pool.map(_write_identity, jobs, chunksize=max(1, len(jobs) // (4 * n_workers))))
-        else:
-            for job in jobs:
-                _write_identity(job)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    import fcntl  # POSIX advisory lock, held until the file closes (also if the process dies)
+
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ReidError("output folder already exists and is not empty", where=str(out), fix="choose a new folder or delete it")
+        pids = list(range(1, params.identities + 1))
+        train, _ = split_identities(pids, train_ids, train_fraction, split_seed)
+        train = set(train)
+        jobs = []
+        for pid in pids:
+            cams = camera_sequence(params, pid)
+            if pid in train:
+                folders = ["bounding_box_train"] * len(cams)
+            else:
+                query = set(per_camera_query([(j, cam) for j, cam in enumerate(cams)], seed=split_seed * 100_003 + pid))
+                folders = ["query" if j in query else "bounding_box_test" for j in range(len(cams))]
+            jobs.append((params, pid, "", folders))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            for sub in ("bounding_box_train", "query", "bounding_box_test"):
+                (tmp / sub).mkdir()
+            jobs = [(p, pid, str(tmp), f) for p, pid, _, f in jobs]
+            n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+            if n_workers > 1 and len(jobs) > 8:
+                with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
+                    list(pool.map(_write_identity, jobs, chunksize=max(1, len(jobs) // (4 * n_workers))))
+            else:
+                for job in jobs:
+                    _write_identity(job)
+            if out.exists():
+                out.rmdir()
+            tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
 

@@ -19,7 +19,8 @@ from rich.console import Console
 from reid.data import build_data
 from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_checkpoint, model_description, restore_training
-from reid.engine.distributed import DistContext, barrier, broadcast_flag, cleanup, init_distributed
+from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
+                                     mining_gather)
 from reid.engine.evaluation import evaluate_model
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
 from reid.engine.optim import LRSchedule, build_optimizer
@@ -91,11 +92,11 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = TrainLoader(data.train, per_rank_sampler(spec.sampler, ctx), spec.augment, seed=spec.seed,
-                         rank=ctx.rank, world_size=ctx.world_size)
+                         rank=ctx.rank, world_size=ctx.world_size, device=runtime.device)
     optimizer = build_optimizer(model, spec.optim)
     iters = min(len(loader), spec.schedule.max_iters_per_epoch or len(loader))
     schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=iters)
-    criterion = build_loss(spec.loss)
+    criterion = build_loss(spec.loss, gather=mining_gather(ctx))  # triplets mined over the global batch
 
     state, best = TrainState(), {}
     if resume and run.last_checkpoint.is_file():
@@ -112,6 +113,7 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     train_model = wrap_for_training(model, spec, ctx, runtime)
 
     def evaluate() -> EvalResult:
+        broadcast_buffers(model, ctx)  # rank 0's BatchNorm statistics: features equal the saved checkpoint's
         return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
     progress = ProgressHook(console, plain=plain)
@@ -122,7 +124,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
                   progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
-                      agree=lambda flag: broadcast_flag(flag, ctx))
+                      sync_every=spec.runtime.log_every,
+                      agree=(lambda flag: broadcast_flag(flag, ctx)) if ctx.enabled else None)
     if ctx.is_main:
         console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
                       f"{' · channels_last' if runtime.channels_last else ''}"

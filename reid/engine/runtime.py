@@ -56,9 +56,17 @@ class Runtime:
         self.scaler.step(optimizer)
         self.scaler.update()
 
+    def synchronize(self) -> None:
+        """Wait until the device has run everything queued (CUDA); a no-op on the CPU. For timers only."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
-        """Move a batch to the device (non-blocking from pinned memory on CUDA) in the model's layout."""
-        if self.device.type == "cuda" and not images.is_pinned():
+        """Move a batch to the device (non-blocking from pinned memory on CUDA) in the model's layout.
+
+        A batch already on a GPU (device-side augmentation) is not pinned, only moved if needed.
+        """
+        if self.device.type == "cuda" and images.device.type == "cpu" and not images.is_pinned():
             images = images.pin_memory()
         images = images.to(self.device, non_blocking=True)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
@@ -85,15 +93,16 @@ def cpu_name() -> str:
 def bf16_supported(device: torch.device) -> bool:
     """True where bf16 matrix maths runs natively (AMX / AVX-512-bf16 CPUs, Ampere+ GPUs)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # emulated bf16 is slower than fp16
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
     """Pick device, autocast dtype and memory format from the spec and the hardware.
 
-    ``auto`` means: CUDA when present; bf16 where supported (else fp16 on CUDA, fp32 on CPU);
-    channels_last whenever reduced precision is on (it pays off with bf16/fp16 kernels).
+    ``auto`` means: CUDA when present; bf16 where supported natively (else fp16 on CUDA, fp32 on
+    CPU); channels_last whenever reduced precision is on (it pays off with bf16/fp16 kernels).
+    On CUDA, TF32 follows the precision (see :func:`set_tf32`).
     fp16 comes with a :class:`torch.amp.GradScaler` (its narrow range underflows small
     gradients without loss scaling).
 
@@ -122,7 +131,21 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
         dtype = None
     channels_last = spec.channels_last == "on" or (spec.channels_last == "auto" and dtype is not None)
     scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
+    if use_cuda:
+        set_tf32(dtype is not None)
     return Runtime(device=device, dtype=dtype, channels_last=channels_last, scaler=scaler)
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let float32 matmuls and convolutions on CUDA run as TF32 (10-bit mantissa) or keep them IEEE fp32.
+
+    :func:`resolve_runtime` switches TF32 off for ``precision = "fp32"`` (the user asked for fp32
+    numbers) and on with bf16 / fp16 autocast, where the float32 work left outside autocast (the
+    loss's distance matrix, optimiser-side maths) already sits next to 8- or 11-bit mantissas.
+    """
+    mode = "tf32" if enabled else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

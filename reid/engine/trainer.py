@@ -6,12 +6,19 @@ schedule. Hooks see the :class:`Trainer` and read or add to its state at five po
 
 Ctrl-C (SIGINT) and SIGTERM do not interrupt a step half-way: they set a flag, the loop
 finishes the current step, hooks get ``on_interrupt`` (the checkpoint hook saves a resumable
-state), and :class:`TrainingInterrupted` is raised. A second Ctrl-C aborts at once.
+state), and :class:`TrainingInterrupted` is raised. A second Ctrl-C aborts at once. Under
+torchrun the ranks agree on stopping at read-back steps (below), so they stop together.
+
+No value goes back to the host on ordinary steps (on a GPU, a read-back stalls the queue
+until the step has run). Each step notes on the device whether its loss was finite; the loss
+is read back only at *read-back steps* — every ``sync_every`` steps, at each epoch's first
+step — and before every ``after_epoch`` and ``on_interrupt``. A NaN or infinite loss raises
+:class:`NonFiniteLoss` there, naming the epoch and iteration where it first appeared, before
+any hook evaluates, logs or checkpoints the bad state: the last good checkpoint is kept.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -67,11 +74,28 @@ class TrainState:
 
 @dataclass
 class StepOutput:
-    """Loss of one step (a Python float) and its named parts; the batch size."""
+    """Loss of one step and its named parts as detached 0-dim tensors on the device; the batch size.
 
-    loss: float
-    parts: dict[str, float]
+    Reading them (``float()``) waits for the device: use :meth:`values` at read-back steps
+    (``trainer.synced``) only.
+    """
+
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
     batch_size: int
+    _values: dict[str, float] | None = field(default=None, repr=False)
+
+    def values(self) -> dict[str, float]:
+        """``{"loss": …, <part>: …}`` as Python floats (one device-to-host copy, then cached).
+
+        Example:
+            >>> StepOutput(torch.tensor(0.5), {"id": torch.tensor(0.25)}, 4).values()
+            {'loss': 0.5, 'id': 0.25}
+        """
+        if self._values is None:
+            read = torch.stack([self.loss.double(), *(v.double() for v in self.parts.values())]).tolist()
+            self._values = dict(zip(["loss", *self.parts], read))
+        return self._values
 
 
 @dataclass
@@ -94,10 +118,14 @@ class Trainer:
     hooks: list[Hook] = field(default_factory=list)
     iters_per_epoch: int | None = None
     state: TrainState = field(default_factory=TrainState)
-    agree: Callable[[bool], bool] = lambda flag: flag  # ranks agree on stopping (see distributed.broadcast_flag)
+    sync_every: int = 1  # steps between read-backs of the loss (use runtime.log_every)
+    agree: Callable[[bool], bool] | None = None  # under torchrun: lambda flag: broadcast_flag(flag, ctx)
     step_output: StepOutput | None = None
+    synced: bool = False  # whether this step's loss was read back (hooks may read step_output.values())
     epoch_record: dict[str, Any] = field(default_factory=dict)
-    _stop_requested: bool = False
+    _stop_requested: bool = False  # a signal arrived in this process
+    _stopping: bool = False  # every process agreed to stop
+    _first_bad: torch.Tensor | None = field(default=None, repr=False)  # (global step, loss) of the first NaN/inf
 
     @property
     def steps_per_epoch(self) -> int:
@@ -121,9 +149,10 @@ class Trainer:
             self._call("before_train")
             while self.state.epoch < self.epochs:
                 self._train_epoch()
-                if self._stop_requested:
+                if self._agreed_stop(collective=True):
                     break
-            if self._stop_requested:
+            if self._stopping:
+                self.check_finite()
                 self._call("on_interrupt")
                 raise TrainingInterrupted("training stopped by a signal; a resumable checkpoint was saved")
             self._call("after_train")
@@ -150,17 +179,48 @@ class Trainer:
             self.state.iter_in_epoch = i + 1
             self.state.global_step += 1
             self.schedule.after_iteration(self.state.global_step)
+            self.synced = self.state.global_step % self.sync_every == 0 or self.state.iter_in_epoch == 1
+            if self.synced:
+                self.check_finite()
             self._call("after_step")
-            self._stop_requested = self.agree(self._stop_requested)
-            if self._stop_requested:
+            if self._agreed_stop(collective=self.synced):
                 return
+        self.check_finite()
         self.state.epoch += 1
         self.state.iter_in_epoch = 0
         self.schedule.after_epoch(self.state.epoch)
         self._call("after_epoch")
 
+    def _agreed_stop(self, collective: bool) -> bool:
+        """Whether to stop now: at once for one process; under torchrun only where every rank
+        calls ``agree`` (``collective``: read-back steps and epoch ends), so all stop together."""
+        if self.agree is None:
+            self._stopping = self._stop_requested
+        elif collective:
+            self._stopping = self.agree(self._stop_requested)
+        return self._stopping
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLoss` if any loss so far was NaN/inf (one read-back; under torchrun all ranks raise).
+
+        Called at read-back steps and at least once per epoch, so the first bad step lies in the current epoch.
+        """
+        step, value = self._first_bad.tolist() if self._first_bad is not None else (-1.0, 0.0)
+        bad = self.agree(step >= 0) if self.agree is not None else step >= 0
+        if not bad:
+            return
+        epoch_start = self.state.global_step - self.state.iter_in_epoch
+        what = (f"loss became {value} at epoch {self.state.epoch + 1}, iteration {int(step) - epoch_start}" if step >= 0
+                else f"loss became non-finite in another process by epoch {self.state.epoch + 1}, "
+                     f"iteration {self.state.iter_in_epoch}")
+        raise NonFiniteLoss(f"{what}; the last good checkpoint is kept",
+                            fix="lower optim.lr, add schedule.warmup_epochs, or use runtime.precision = \"fp32\"")
+
     def run_step(self, images: torch.Tensor, pids: torch.Tensor) -> StepOutput:
-        """One optimisation step on a batch; raises :class:`NonFiniteLoss` on NaN/inf."""
+        """One optimisation step on a batch, with nothing read back to the host.
+
+        Whether the loss is finite is noted on the device; :meth:`check_finite` raises on it later.
+        """
         self.model.train()
         images = self.runtime.to_device(images)
         pids = pids.to(self.runtime.device, non_blocking=True)
@@ -168,15 +228,19 @@ class Trainer:
             outputs = self.model(images)
         outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
         loss, parts = self.criterion(outputs, pids)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLoss(
-                f"loss became {value} at epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch + 1}; "
-                "the last good checkpoint is kept",
-                fix="lower optim.lr, add schedule.warmup_epochs, or use runtime.precision = \"fp32\"")
+        self._note_finiteness(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         self.runtime.backward_step(loss, self.optimizer)
-        return StepOutput(loss=value, parts={k: float(v) for k, v in parts.items()}, batch_size=int(pids.numel()))
+        return StepOutput(loss=loss.detach(), parts=parts, batch_size=int(pids.numel()))
+
+    def _note_finiteness(self, loss: torch.Tensor) -> None:
+        """Keep ``(global step, loss)`` of the first non-finite loss in a device tensor (no read-back)."""
+        value = loss.double()
+        if self._first_bad is None:
+            self._first_bad = torch.tensor([-1.0, 0.0], dtype=torch.float64, device=value.device)
+        first = ~torch.isfinite(value) & (self._first_bad[0] < 0)
+        record = torch.stack([torch.full_like(value, self.state.global_step + 1), value])
+        self._first_bad = torch.where(first, record, self._first_bad)
 
 
 class Timer:

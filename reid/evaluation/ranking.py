@@ -53,6 +53,23 @@ def _labels(x, n: int, name: str) -> torch.Tensor | None:
     return t
 
 
+def _smallest(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` smallest entries of each row, ties broken by column: ``topk`` where no tie straddles the k-th
+    value (the common case), a stable sort of the block where one does."""
+    values, index = d.topk(k, dim=1, largest=False)
+    if ((d <= values.max(dim=1, keepdim=True).values).sum(1) > k).any():
+        values, index = d.sort(dim=1, stable=True)
+        values, index = values[:, :k], index[:, :k]
+    return values, index
+
+
+def _first_k(d: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates ordered by (distance, gallery index), the first ``k`` kept."""
+    idx, order = idx.sort(dim=1)
+    d, order = d.gather(1, order).sort(dim=1, stable=True)
+    return d[:, :k], idx.gather(1, order)[:, :k]
+
+
 def top_k(qf: torch.Tensor, gf: torch.Tensor, k: int, metric: str = "euclidean", normalize: bool = False,
           q_pids=None, g_pids=None, q_camids=None, g_camids=None, protocol: str = "all", exclude=None,
           chunk: int = 65536, query_block: int = 256) -> list[RankedList]:
@@ -105,15 +122,8 @@ def top_k(qf: torch.Tensor, gf: torch.Tensor, k: int, metric: str = "euclidean",
                 junk = (qp[q0 : q0 + len(q), None] == gp[None, g0 : g0 + len(g)]) & \
                        (qc[q0 : q0 + len(q), None] == gc[None, g0 : g0 + len(g)])
                 d[junk.to(d.device)] = float("inf")
-            d_k, i_k = d.topk(min(k, len(g)), dim=1, largest=False)
-            best_d, best_i = torch.cat([best_d, d_k], 1), torch.cat([best_i, i_k + g0], 1)
-            if best_d.shape[1] > 4 * k:  # keep the running candidate list short
-                best_d, keep = best_d.topk(k, dim=1, largest=False)
-                best_i = best_i.gather(1, keep)
-        best_i, order = best_i.sort(dim=1)  # ties by gallery index, then a stable sort by distance
-        best_d = best_d.gather(1, order)
-        best_d, order = best_d.sort(dim=1, stable=True)
-        best_i = best_i.gather(1, order)
+            d_k, i_k = _smallest(d, min(k, len(g)))
+            best_d, best_i = _first_k(torch.cat([best_d, d_k], 1), torch.cat([best_i, i_k + g0], 1), k)
         for r in range(len(q)):
             finite = torch.isfinite(best_d[r])
             idx, dist = best_i[r][finite][:k].tolist(), best_d[r][finite][:k].tolist()

@@ -1,0 +1,178 @@
+"""A persistent cache of decoded images: one uint8 N×3×H×W file per (file list, size), read or memory-mapped.
+
+Decoding JPEGs is the slow part of loading a dataset; its result depends only on the
+files, the decoded height × width and the decoding rules. :func:`cache_key` hashes
+exactly those (each file's path, size and modification time, H, W and
+:data:`DECODE_RULES_VERSION`), so a second build of the same split finds the file and
+reads it in seconds, while touching, replacing or resizing any image makes a new key.
+
+File layout (``<root>/decoded/<key>.u8``): a :data:`HEADER_BYTES` header (magic, then
+JSON with the key, shape and how many images were converted to 8-bit RGB) followed by
+the raw pixels in C order. :func:`write_cache` writes a temporary file (space reserved
+up front, so a full disk fails before decoding rather than mid-way), fsyncs it and
+renames it into place, so a reader sees a whole file or none; a killed writer leaves
+only its temporary file, which no reader opens and the next writer removes.
+:func:`open_cache` checks the header and the exact size and answers ``None`` for a
+missing, truncated or foreign file, which is then rebuilt.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> root = Path(tempfile.mkdtemp())
+    >>> path = cache_file(root, "k")
+    >>> def fill(out):
+    ...     out[:] = 7
+    ...     return 0  # images converted
+    >>> write_cache(path, "k", count=2, height=4, width=3, fill=fill)
+    >>> c = open_cache(path, "k", count=2, height=4, width=3)
+    >>> c.load().shape, int(c.load()[1, 2, 3, 2]), c.converted
+    (torch.Size([2, 3, 4, 3]), 7, 0)
+    >>> open_cache(path, "k", count=3, height=4, width=3) is None  # another shape: not this file
+    True
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+#: Bump whenever :func:`reid.data.imageset.decode_image` would give other pixels: it is part of the key.
+DECODE_RULES_VERSION = 1
+#: Bytes before the pixels (a page, so the pixel data is page-aligned for memory mapping).
+HEADER_BYTES = 4096
+MAGIC = b"REIDU8\x00\x01"
+
+
+def cache_key(paths: Sequence[str | Path], height: int, width: int) -> str:
+    """A hex digest of the decoded size, the decoding rules and each file's absolute path, size and mtime (ns).
+
+    Raises:
+        OSError: a file cannot be stat'ed (decoding it would fail and name it).
+    """
+    h = hashlib.sha256(f"reid-decoded v{DECODE_RULES_VERSION} {height}x{width} {len(paths)}\n".encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:40]
+
+
+def cache_file(root: str | Path, key: str) -> Path:
+    """Where the images of ``key`` live under the cache root."""
+    return Path(root) / "decoded" / f"{key}.u8"
+
+
+@dataclass
+class CachedImages:
+    """A validated cache file.
+
+    Attributes:
+        path: the file.
+        shape: (N, 3, H, W).
+        converted: images that were not 8-bit RGB when decoded (as :class:`~reid.data.imageset.ImageSet` counts them).
+    """
+
+    path: Path
+    shape: tuple[int, int, int, int]
+    converted: int
+
+    def load(self) -> torch.Tensor:
+        """All images read into RAM as one uint8 tensor."""
+        count = int(np.prod(self.shape))
+        return torch.from_numpy(np.fromfile(self.path, dtype=np.uint8, count=count, offset=HEADER_BYTES).reshape(self.shape))
+
+    def map(self) -> np.memmap:
+        """The images memory-mapped read-only (pages come from the page cache as they are indexed)."""
+        return np.memmap(self.path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=self.shape)
+
+
+def _header(key: str, shape: tuple[int, ...], converted: int) -> bytes:
+    meta = json.dumps({"key": key, "shape": list(shape), "converted": converted}).encode()  # ~100 bytes
+    return (MAGIC + meta).ljust(HEADER_BYTES, b"\0")
+
+
+def open_cache(path: str | Path, key: str, count: int, height: int, width: int) -> CachedImages | None:
+    """The cache file at ``path`` if it is whole and holds ``count`` images of ``key`` at height × width, else ``None``."""
+    path, shape = Path(path), (count, 3, height, width)
+    try:
+        if path.stat().st_size != HEADER_BYTES + int(np.prod(shape)):
+            return None
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+        if not head.startswith(MAGIC):
+            return None
+        meta = json.loads(head[len(MAGIC) :].rstrip(b"\0"))
+        if meta["key"] != key or tuple(meta["shape"]) != shape:
+            return None
+        return CachedImages(path, shape, int(meta["converted"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes now, so that a full disk raises here and not as SIGBUS inside a memory map."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise
+        os.ftruncate(fd, size)  # a file system without fallocate
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers that no longer run (killed mid-write)."""
+    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # exists but is not ours: leave it
+
+
+def write_cache(path: str | Path, key: str, count: int, height: int, width: int,
+                fill: Callable[[np.ndarray], int]) -> None:
+    """Create the cache file atomically: ``fill(array)`` writes the N×3×H×W uint8 pixels and returns the converted count.
+
+    Raises:
+        OSError: the cache cannot be written (read-only or full disk); nothing is left behind.
+        Exception: whatever ``fill`` raises (e.g. a :class:`~reid.errors.ReidError` for a bad image), likewise.
+    """
+    path, shape = Path(path), (count, 3, height, width)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _reserve(fd, HEADER_BYTES + int(np.prod(shape)))
+        pixels = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=HEADER_BYTES, shape=shape)
+        converted = int(fill(pixels))
+        pixels.flush()
+        del pixels
+        os.pwrite(fd, _header(key, shape, converted), 0)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the file itself is complete
