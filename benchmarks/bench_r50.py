@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_train import plain_loop, reid_trainer
+from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_snapshot, interleave, load_average, machine, others_share
 from benchmarks.workload import load_workload
 
@@ -98,18 +99,6 @@ def markdown(r: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: str | Path, block: str) -> None:
-    """Put ``block`` between this benchmark's markers in ``path``, or append it when they are absent."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     """Command-line entry: ``python -m benchmarks.bench_r50 [--iters N] [--repeats N] [--out BENCHMARKS.md]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -124,7 +113,7 @@ def main() -> None:
     block = markdown(r, command)
     print(block)
     if args.out:
-        write_section(args.out, block)
+        write_block(args.out, block, BEGIN, END)
 
 
 if __name__ == "__main__":

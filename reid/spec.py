@@ -67,13 +67,25 @@ class AugmentSpec(_Section):
 
 
 class ModelSpec(_Section):
-    """The backbone (a block-spec ResNet) and the embedding it produces."""
+    """The backbone (a block-spec ResNet, or any timm CNN as ``timm:<name>``) and the embedding it produces."""
 
-    arch: Literal["resnet18", "resnet34"] = "resnet18"
-    layers: tuple[int, int, int, int] | None = Field(None, description="blocks per stage; overrides arch")
+    arch: str = Field("resnet18", description='resnet18/34/50/101/152 (block spec) or "timm:<name>" (any timm model)')
+    layers: tuple[int, int, int, int] | None = Field(None, description="blocks per stage; overrides arch (block-spec ResNets)")
     last_stride: int = Field(1, ge=1, le=2)
     pooling: Literal["avg", "max", "gem"] = "avg"
-    pretrained: str = Field("none", description='"none", "imagenet" (torch hub cache) or a path to a state dict')
+    pretrained: str = Field("none", description='"none", "imagenet" (downloaded once into the torch hub cache), '
+                            'a run directory (fine-tune from its best checkpoint) or a weights file')
+
+    @model_validator(mode="after")
+    def _known_arch(self) -> ModelSpec:
+        resnets = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # reid.model.blocks.LAYOUTS
+        timm = self.arch.startswith("timm:")
+        if self.arch not in resnets and not (timm and len(self.arch) > len("timm:")):
+            raise ValueError(f"arch {self.arch!r} is unknown: use one of {', '.join(resnets)}, "
+                             "or \"timm:<name>\" for a timm model (e.g. \"timm:resnet50d\")")
+        if timm and self.layers is not None:
+            raise ValueError("layers applies to the block-spec ResNets, not to a timm arch: remove it")
+        return self
 
 
 class HeadSpec(_Section):
@@ -135,8 +147,13 @@ class ScheduleSpec(_Section):
 
 
 class EvalSpec(_Section):
-    """Re-ID evaluation on the validation (query / gallery) set."""
+    """Re-ID evaluation on the validation (query / gallery) set.
 
+    ``rerank`` turns on k-reciprocal re-ranking (Zhong et al., CVPR 2017) with ``k1``, ``k2`` and
+    ``lambda`` (TOML key ``lambda``; in Python ``spec.eval.lambda_``, as ``lambda`` is a keyword).
+    """
+
+    model_config = ConfigDict(populate_by_name=True)  # merged with _Section's: lambda_ or its alias lambda
     every: int = Field(1, ge=1, description="evaluate every N epochs (and after the last)")
     distance: Literal["cosine", "euclidean"] = "euclidean"
     normalize: bool = Field(False, description="L2-normalise features before euclidean distances")
@@ -147,6 +164,10 @@ class EvalSpec(_Section):
     ranks: list[int] = Field(default_factory=lambda: [1, 5, 10])
     max_rank: int = Field(50, ge=1)
     batch_size: int = Field(128, ge=1, le=8192)
+    rerank: bool = Field(False, description="k-reciprocal re-ranking of the query-gallery distances")
+    k1: int = Field(20, ge=1, description="re-ranking: size of the k-reciprocal neighbourhoods")
+    k2: int = Field(6, ge=1, description="re-ranking: neighbours averaged by local query expansion (1: off)")
+    lambda_: float = Field(0.3, ge=0, le=1, alias="lambda", description="re-ranking: weight of the original distance")
 
 
 class RuntimeSpec(_Section):
@@ -194,7 +215,7 @@ class Spec(_Section):
 
     def to_toml(self) -> str:
         """The resolved spec as TOML text (every key, defaults included)."""
-        return _to_toml(self.model_dump(mode="json"))
+        return _to_toml(self.model_dump(mode="json", by_alias=True))
 
 
 def _format_error(err: dict[str, Any], source: str) -> str:

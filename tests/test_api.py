@@ -49,13 +49,6 @@ batch_size = 16
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REID_CACHE", str(tmp_path_factory.getbasetemp() / "reid-cache"))
-        yield
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("api") / "run"

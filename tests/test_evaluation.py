@@ -110,3 +110,22 @@ def test_evaluator_rejects_a_gallery_for_a_leave_one_out_set():
         ev.process(torch.zeros(1, 2), [0], [0], split="gallery")
     with pytest.raises(ReidError, match="N×D features"):
         ev.process(torch.zeros(2, 2), [0], [0], split="query")
+
+
+def test_rerank_in_the_evaluator_equals_reranked_distances_ranked():
+    from reid.metrics import evaluate
+    from reid.rerank import rerank_features
+
+    g = torch.Generator().manual_seed(5)
+    centres = torch.randn(6, 8, generator=g)
+    pids = torch.arange(6).repeat_interleave(4)
+    feats = centres[pids] + 0.6 * torch.randn(24, 8, generator=g)
+    cams = torch.arange(24) % 2
+    spec = EvalSpec(rerank=True, k1=5, k2=2, max_rank=10)
+    ev = Evaluator(spec)
+    ev.process(feats[::4], pids[::4], cams[::4], split="query")
+    ev.process(feats, pids, cams, split="gallery")
+    got = ev.evaluate()
+    dist = rerank_features(feats[::4], feats, 5, 2, 0.3)
+    expected = evaluate(dist, pids[::4], pids, cams[::4], cams, max_rank=10, protocol="market")
+    assert got.rerank and got.mAP == expected["mAP"] and got.cmc == tuple(float(x) for x in expected["cmc"])

@@ -3,6 +3,7 @@
 Training-time evaluation, ``reid eval``, :meth:`reid.api.LoadedModel.evaluate` and reports all feed
 features through it, so protocol resolution, normalisation and the junk rule exist once. Feature
 extraction (and flip averaging, which needs the model) is :func:`reid.engine.evaluation.extract_features`.
+With ``eval.rerank`` the distances are k-reciprocal re-ranked (:func:`reid.rerank.rerank_features`) before ranking.
 
 Example:
     >>> import torch
@@ -23,7 +24,8 @@ import torch
 
 from reid.errors import ReidError
 from reid.evaluation.result import EvalResult
-from reid.metrics import evaluate_features
+from reid.metrics import evaluate, evaluate_features
+from reid.rerank import rerank_features
 from reid.spec import EvalSpec
 
 Split = Literal["query", "gallery"]
@@ -114,9 +116,16 @@ class Evaluator:
         gf, g_pids, g_cams = self.split_tensors("gallery")
         spec, protocol = self.spec, self.protocol
         max_rank = max(1, min(spec.max_rank, len(g_pids) - int(self.same_set)))  # a small gallery caps the CMC curve
-        raw = evaluate_features(qf, gf.to(qf.device), q_pids, g_pids, q_cams, g_cams, metric=spec.distance,
-                                normalize=spec.normalize, max_rank=max_rank, protocol=protocol,
-                                same_set=self.same_set, memory_mb=self.memory_mb)
+        labels = dict(q_pids=q_pids, g_pids=g_pids, q_camids=q_cams, g_camids=g_cams, max_rank=max_rank,
+                      protocol=protocol, same_set=self.same_set)
+        if spec.rerank:  # k-reciprocal re-ranking needs every query-gallery distance at once
+            dist = rerank_features(qf, gf.to(qf.device), spec.k1, spec.k2, spec.lambda_, metric=spec.distance,
+                                   normalize=spec.normalize)
+            raw = evaluate(dist, **labels)
+        else:
+            raw = evaluate_features(qf, gf.to(qf.device), metric=spec.distance, normalize=spec.normalize,
+                                    memory_mb=self.memory_mb, **labels)
         return EvalResult(cmc=tuple(float(x) for x in raw["cmc"]), mAP=float(raw["mAP"]), mINP=float(raw["mINP"]),
                           num_valid=int(raw["num_valid"]), num_skipped=int(raw["num_skipped"]), protocol=protocol,
-                          distance=spec.distance, normalize=spec.normalize, ranks=tuple(spec.ranks), flip=spec.flip)
+                          distance=spec.distance, normalize=spec.normalize, ranks=tuple(spec.ranks), flip=spec.flip,
+                          rerank=spec.rerank)
