@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.bench_rerank import write_section
+from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_snapshot, interleave, machine, others_share
 from reid.export import FORMATS, check_parity, export_model
 from reid.model import build_model
@@ -128,7 +128,7 @@ def main() -> None:
     print(report(r))
     if args.out:
         command = "python benchmarks/bench_export.py" + (" --quick" if args.quick else "") + f" --out {args.out}"
-        write_section(args.out, markdown(r, command), BEGIN, END)
+        write_block(args.out, markdown(r, command), BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,12 @@ import argparse
 import datetime as _dt
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.bench_eval import _peak_rss_during
+from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_snapshot, load_average, machine, others_share
 from reid.metrics import compute_distance
 from reid.rerank import rerank_features
@@ -194,18 +194,6 @@ def markdown(r: dict, command: str) -> str:
     ]) + "\n"
 
 
-def write_section(path: str | Path, block: str, begin: str = BEGIN, end: str = END) -> None:
-    """Put ``block`` between ``begin`` and ``end`` in ``path``, or append it where the markers are missing."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block.rstrip("\n") + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     """Command-line entry: ``python benchmarks/bench_rerank.py [--quick] [--out BENCHMARKS.md]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -219,7 +207,7 @@ def main() -> None:
     print(report(r))
     if args.out:
         command = "python benchmarks/bench_rerank.py" + (" --quick" if args.quick else "") + f" --out {args.out}"
-        write_section(args.out, markdown(r, command))
+        write_block(args.out, markdown(r, command), BEGIN, END)
 
 
 if __name__ == "__main__":

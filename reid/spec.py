@@ -234,7 +234,7 @@ def _allowed_keys(table_path: tuple) -> list[str]:
     model: type[BaseModel] = Spec
     for part in table_path:
         model = model.model_fields[part].annotation
-    return list(model.model_fields)
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
 def validate_spec(data: dict[str, Any], source: str = "<spec>") -> Spec:

@@ -150,6 +150,15 @@ def test_search_writes_a_grid_of_the_requested_size(run_dir, data, tmp_path, cap
     model = reid.load(run_dir)
     found = model.search(queries, gallery, top_k=4)
     assert [r.gallery for r in found] == [r["gallery"] for r in results]
+    reranked = reid.load(run_dir)
+    reranked.spec.eval.rerank = True  # as a run with [eval] rerank = true: search ranks re-ranked distances
+    from reid.evaluation.ranking import top_k_of_distances
+    from reid.rerank import rerank_features
+
+    q_feats, g_feats = reranked.embed(queries), FeatureSet.load(gallery).features
+    expected = top_k_of_distances(rerank_features(q_feats, g_feats), 4, protocol="market", q_pids=data.query.pids[:3],
+                                  g_pids=data.gallery.pids, q_camids=data.query.camids[:3], g_camids=data.gallery.camids)
+    assert [r.ranked.gallery for r in reranked.search(queries, gallery, top_k=4)] == [r.gallery for r in expected]
     fig = search_figure(found, model, top=4)
     assert len(fig.axes) == 3 * 5  # rows × (query + top)
     q_pid, q_cam = data.query.pids[0].item(), data.query.camids[0].item()

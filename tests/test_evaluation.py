@@ -14,7 +14,8 @@ import reid.evaluation.ranking
 import reid.evaluation.result
 from reid.errors import ReidError
 from reid.evaluation import EvalResult, Evaluator, top_k
-from reid.metrics import evaluate_features
+from reid.evaluation.ranking import top_k_of_distances
+from reid.metrics import compute_distance, evaluate_features
 from reid.spec import EvalSpec
 
 
@@ -24,10 +25,11 @@ def test_docstring_examples(module):
 
 
 def _brute_top_k(qf, gf, k, q_pids, g_pids, q_cams, g_cams, market, exclude):
-    """Every distance, the junk removed, a stable sort: the definition of the ranked list."""
+    """Every distance (as evaluation computes them), the junk removed, a stable sort: the definition of the ranked list."""
     out = []
+    dist = compute_distance(qf, gf)
     for i in range(len(qf)):
-        d = ((gf - qf[i]) ** 2).sum(1)
+        d = dist[i]
         keep = [j for j in range(len(gf))
                 if not (market and g_pids[j] == q_pids[i] and g_cams[j] == q_cams[i]) and not (exclude and j == i)]
         keep.sort(key=lambda j: (float(d[j]), j))
@@ -51,6 +53,14 @@ def test_top_k_equals_a_full_sort(nq, ng, k, chunk, market, levels, seed):
     assert [list(r.gallery) for r in got] == expected
     for r in got:
         assert list(r.correct) == [bool(g_pids[j] == q_pids[r.query]) for j in r.gallery]
+
+
+def test_top_k_of_distances_equals_top_k_of_features():
+    g = torch.Generator().manual_seed(0)
+    qf, gf = torch.randn(5, 4, generator=g), torch.randn(30, 4, generator=g)
+    pids, cams = torch.arange(30) % 6, torch.arange(30) % 3
+    labels = dict(q_pids=pids[:5], g_pids=pids, q_camids=cams[:5], g_camids=cams, protocol="market")
+    assert top_k_of_distances(compute_distance(qf, gf), 7, **labels) == top_k(qf, gf, 7, **labels)
 
 
 def test_top_k_leave_one_out_and_cosine():

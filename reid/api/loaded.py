@@ -33,6 +33,8 @@ from reid.engine.runtime import resolve_runtime
 from reid.errors import ReidError
 from reid.evaluation import EvalResult, RankedList, resolve_protocol
 from reid.evaluation.ranking import top_k as nearest
+from reid.evaluation.ranking import top_k_of_distances
+from reid.rerank import rerank_features
 from reid.spec import AugmentSpec, DataSpec, EvalSpec, apply_overrides, load_spec, validate_spec
 
 Progress = Callable[[int], None]
@@ -217,15 +219,22 @@ class LoadedModel:
 
         Identities and cameras are read from Market-style file names; when every query and gallery image has
         them, correct matches are marked and the run's protocol applies (``market``: gallery images of the
-        query's identity taken by the query's camera are left out).
+        query's identity taken by the query's camera are left out). With the run's ``eval.rerank`` the
+        distances are k-reciprocal re-ranked first, as its evaluation did.
         """
         q = query if isinstance(query, FeatureSet) else self.embed_set(query)
         g = self.gallery_features(gallery)
         labelled = q.labelled and g.labelled
         protocol = resolve_protocol(self.spec.eval.protocol, False, torch.cat([q.camids, g.camids])) if labelled else "all"
         labels = dict(q_pids=q.pids, g_pids=g.pids, q_camids=q.camids, g_camids=g.camids) if labelled else {}
-        lists = nearest(q.features, g.features, top_k, metric=self.spec.eval.distance, normalize=self.normalize,
-                      protocol=protocol, **labels)
+        ev = self.spec.eval
+        if ev.rerank:  # k-reciprocal re-ranking needs the gallery's own neighbourhoods: all distances at once
+            dist = rerank_features(q.features, g.features, ev.k1, ev.k2, ev.lambda_, metric=ev.distance,
+                                   normalize=self.normalize)
+            lists = top_k_of_distances(dist, top_k, protocol=protocol, **labels)
+        else:
+            lists = nearest(q.features, g.features, top_k, metric=ev.distance, normalize=self.normalize,
+                            protocol=protocol, **labels)
         return [SearchResult(q.names[r.query], [g.names[i] for i in r.gallery], r) for r in lists]
 
     def gallery_features(self, gallery: Any) -> FeatureSet:

@@ -70,6 +70,65 @@ def _first_k(d: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, 
     return d[:, :k], idx.gather(1, order)[:, :k]
 
 
+@dataclass
+class _Labels:
+    """Identities, cameras and excluded entries of a query set and a gallery (``None`` where unknown)."""
+
+    q_pids: torch.Tensor | None
+    g_pids: torch.Tensor | None
+    q_camids: torch.Tensor | None
+    g_camids: torch.Tensor | None
+    exclude: torch.Tensor | None
+    market: bool
+
+    @classmethod
+    def of(cls, nq: int, ng: int, q_pids, g_pids, q_camids, g_camids, protocol: str, exclude) -> _Labels:
+        labels = cls(_labels(q_pids, nq, "q_pids"), _labels(g_pids, ng, "g_pids"), _labels(q_camids, nq, "q_camids"),
+                     _labels(g_camids, ng, "g_camids"), _labels(exclude, nq, "exclude"), protocol == "market")
+        if protocol not in ("market", "all"):
+            raise ReidError(f"unknown evaluation protocol {protocol!r}", fix="use 'market' or 'all'")
+        if labels.market and None in (labels.q_pids, labels.g_pids, labels.q_camids, labels.g_camids):
+            raise ReidError("the 'market' protocol needs query and gallery identities and cameras", fix="use protocol 'all'")
+        return labels
+
+    def remove(self, d: torch.Tensor, q0: int, g0: int) -> torch.Tensor:
+        """Set the removed entries of the distance block ``d`` (queries ``q0 …``, gallery ``g0 …``) to +inf."""
+        qs, gs = slice(q0, q0 + d.shape[0]), slice(g0, g0 + d.shape[1])
+        if self.exclude is not None:
+            cols = torch.arange(g0, g0 + d.shape[1])
+            d[(self.exclude[qs, None] == cols[None]).to(d.device)] = float("inf")
+        if self.market:
+            junk = (self.q_pids[qs, None] == self.g_pids[None, gs]) & (self.q_camids[qs, None] == self.g_camids[None, gs])
+            d[junk.to(d.device)] = float("inf")
+        return d
+
+    def lists(self, q0: int, best_d: torch.Tensor, best_i: torch.Tensor, k: int) -> list[RankedList]:
+        """The :class:`RankedList` s of queries ``q0 …`` from their best candidates (removed ones dropped)."""
+        out = []
+        for r in range(best_d.shape[0]):
+            finite = torch.isfinite(best_d[r])
+            idx, dist = best_i[r][finite][:k].tolist(), best_d[r][finite][:k].tolist()
+            correct = None if self.q_pids is None or self.g_pids is None else \
+                tuple(bool(self.g_pids[i] == self.q_pids[q0 + r]) for i in idx)
+            out.append(RankedList(q0 + r, tuple(idx), tuple(dist), correct))
+        return out
+
+
+def _nearest_in_blocks(blocks, q0: int, nq_block: int, k: int, labels: _Labels, device) -> list[RankedList]:
+    """Merge the gallery blocks ``(g0, distances)`` of queries ``q0 … q0 + nq_block`` into their ranked lists."""
+    best_d = torch.full((nq_block, 0), float("inf"), device=device)
+    best_i = torch.empty((nq_block, 0), dtype=torch.long, device=device)
+    for g0, d in blocks:
+        d_k, i_k = _smallest(labels.remove(d, q0, g0), min(k, d.shape[1]))
+        best_d, best_i = _first_k(torch.cat([best_d, d_k], 1), torch.cat([best_i, i_k + g0], 1), k)
+    return labels.lists(q0, best_d.cpu(), best_i.cpu(), k)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ReidError(f"k must be at least 1, got {k}")
+
+
 def top_k(qf: torch.Tensor, gf: torch.Tensor, k: int, metric: str = "euclidean", normalize: bool = False,
           q_pids=None, g_pids=None, q_camids=None, g_camids=None, protocol: str = "all", exclude=None,
           chunk: int = 65536, query_block: int = 256) -> list[RankedList]:
@@ -90,43 +149,51 @@ def top_k(qf: torch.Tensor, gf: torch.Tensor, k: int, metric: str = "euclidean",
     qf, gf = torch.as_tensor(qf).float(), torch.as_tensor(gf).float()
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise ReidError(f"query features {tuple(qf.shape)} and gallery features {tuple(gf.shape)} must be N×D with the same D")
-    if k < 1:
-        raise ReidError(f"k must be at least 1, got {k}")
+    _check_k(k)
     if metric not in ("euclidean", "cosine"):
         raise ReidError(f"unknown distance {metric!r}", fix="use 'euclidean' or 'cosine'")
-    nq, ng = len(qf), len(gf)
-    qp, gp = _labels(q_pids, nq, "q_pids"), _labels(g_pids, ng, "g_pids")
-    qc, gc = _labels(q_camids, nq, "q_camids"), _labels(g_camids, ng, "g_camids")
-    own = _labels(exclude, nq, "exclude")
-    if protocol == "market" and None in (qp, gp, qc, gc):
-        raise ReidError("the 'market' protocol needs query and gallery identities and cameras", fix="use protocol 'all'")
+    labels = _Labels.of(len(qf), len(gf), q_pids, g_pids, q_camids, g_camids, protocol, exclude)
     unit = normalize or metric == "cosine"
     qf = F.normalize(qf, dim=1) if unit else qf
-    out: list[RankedList] = []
-    for q0 in range(0, nq, query_block):
-        q = qf[q0 : q0 + query_block].to(gf.device)
-        own_block = None if own is None else own[q0 : q0 + len(q)].to(gf.device)
-        best_d = torch.full((len(q), 0), float("inf"), device=gf.device)
-        best_i = torch.empty((len(q), 0), dtype=torch.long, device=gf.device)
-        for g0 in range(0, ng, chunk):
+    # one pass over the gallery for its norms (no N×D temporary); distances then need one matrix product
+    g_norm = torch.linalg.vector_norm(gf, dim=1)
+    if unit:  # cosine: 1 − q·g/|g|; normalised euclidean: 2 − 2 q·g/|g| (queries are unit already)
+        scale, bias = 1.0 / g_norm.clamp_min(1e-12), torch.full_like(g_norm, 1.0 if metric == "cosine" else 2.0)
+        alpha = -1.0 if metric == "cosine" else -2.0
+    else:  # |q|² + |g|² − 2 q·g, computed as evaluation computes it (reid.metrics.compute_distance)
+        scale, bias, alpha = None, g_norm**2, -2.0
+
+    def blocks(q: torch.Tensor):
+        q_sq = None if unit else torch.linalg.vector_norm(q, dim=1)[:, None] ** 2
+        for g0 in range(0, len(gf), chunk):
             g = gf[g0 : g0 + chunk]
-            g = F.normalize(g, dim=1) if unit else g
-            cols = torch.arange(g0, g0 + len(g), device=gf.device)
-            if metric == "cosine":
-                d = 1 - q @ g.T
+            if scale is None:
+                yield g0, torch.addmm(bias[None, g0 : g0 + chunk], q, g.T, alpha=alpha).add_(q_sq).clamp_min_(0)
             else:
-                d = (q.square().sum(1, keepdim=True) + g.square().sum(1)[None] - 2 * q @ g.T).clamp_min_(0)
-            if own_block is not None:
-                d[own_block[:, None] == cols[None]] = float("inf")
-            if protocol == "market":
-                junk = (qp[q0 : q0 + len(q), None] == gp[None, g0 : g0 + len(g)]) & \
-                       (qc[q0 : q0 + len(q), None] == gc[None, g0 : g0 + len(g)])
-                d[junk.to(d.device)] = float("inf")
-            d_k, i_k = _smallest(d, min(k, len(g)))
-            best_d, best_i = _first_k(torch.cat([best_d, d_k], 1), torch.cat([best_i, i_k + g0], 1), k)
-        for r in range(len(q)):
-            finite = torch.isfinite(best_d[r])
-            idx, dist = best_i[r][finite][:k].tolist(), best_d[r][finite][:k].tolist()
-            correct = None if qp is None or gp is None else tuple(bool(gp[i] == qp[q0 + r]) for i in idx)
-            out.append(RankedList(q0 + r, tuple(idx), tuple(dist), correct))
+                yield g0, torch.add(bias[g0 : g0 + chunk], (q @ g.T).mul_(scale[g0 : g0 + chunk]), alpha=alpha)
+
+    out: list[RankedList] = []
+    for q0 in range(0, len(qf), query_block):
+        q = qf[q0 : q0 + query_block].to(gf.device)
+        out += _nearest_in_blocks(blocks(q), q0, len(q), k, labels, gf.device)
+    return out
+
+
+def top_k_of_distances(dist: torch.Tensor, k: int, q_pids=None, g_pids=None, q_camids=None, g_camids=None,
+                       protocol: str = "all", exclude=None, query_block: int = 256) -> list[RankedList]:
+    """:func:`top_k` of a precomputed ``(nq, ng)`` distance matrix (e.g. re-ranked distances).
+
+    Example:
+        >>> [r.gallery for r in top_k_of_distances(torch.tensor([[0.3, 0.1, 0.2]]), k=2)]
+        [(1, 2)]
+    """
+    dist = torch.as_tensor(dist).float()
+    if dist.ndim != 2:
+        raise ReidError(f"the distance matrix must be 2-D (queries × gallery), got shape {tuple(dist.shape)}")
+    _check_k(k)
+    labels = _Labels.of(dist.shape[0], dist.shape[1], q_pids, g_pids, q_camids, g_camids, protocol, exclude)
+    out: list[RankedList] = []
+    for q0 in range(0, dist.shape[0], query_block):
+        block = dist[q0 : q0 + query_block].clone()
+        out += _nearest_in_blocks([(0, block)], q0, len(block), k, labels, dist.device)
     return out
