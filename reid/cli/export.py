@@ -10,7 +10,7 @@ import torch
 import typer
 from rich.console import Console
 
-from reid.cli.app import app
+from reid.cli.app import Checkpoint, app
 from reid.errors import ReidError
 
 
@@ -21,19 +21,12 @@ class ExportFormat(str, Enum):
     torchscript = "torchscript"
 
 
-class Which(str, Enum):
-    """Which checkpoint of a run directory."""
-
-    best = "best"
-    last = "last"
-
-
 @app.command("export")
 def export_command(
     run: Annotated[Path, typer.Argument(help="run directory or checkpoint (.pt) written by reid run")],
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx (needs the export extra) or torchscript")] = ExportFormat.onnx,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write [default: model.onnx or model.pt in RUN, or next to RUN when it is a checkpoint file]")] = None,
-    which: Annotated[Which, typer.Option("--which", help="checkpoint of a run directory: best or last")] = Which.best,
+    which: Annotated[Checkpoint, typer.Option("--checkpoint", "-c", "--which", help="checkpoint of a run directory: best or last")] = Checkpoint.best,
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="L2-normalise the embedding in the graph [default: as the run evaluates]")] = None,
     images: Annotated[int, typer.Option("--images", min=0, help="validation images in the parity check")] = 64,
 ) -> None:
