@@ -9,12 +9,12 @@
 # The table, the log and the JSON numbers land in $OUT (gpu_check.md, gpu_check.log, gpu_check.json).
 #
 # .whl holds what the device image lacks (pydantic, pydantic-core, annotated-types, typing-inspection,
-# typing-extensions, fvcore, iopath, yacs, termcolor; ~2.9 MB, ignored through .git/info/exclude).
+# typing-extensions, fvcore, iopath, yacs, termcolor, tomli-w, safetensors; ~3.4 MB, ignored through .git/info/exclude).
 # Recreate it on the development machine with (see BENCHMARKS.md):
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #         pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
-#         typing_extensions==4.16.0 yacs==0.1.8 termcolor==3.3.0
+#         typing_extensions==4.16.0 yacs==0.1.8 termcolor==3.3.0 tomli_w==1.2.0 safetensors==0.8.0
 #     python3 -m pip download --no-deps --no-binary=:all: -d /tmp/sdist fvcore==0.1.5.post20221221 iopath==0.1.10
 #     python3 -m pip wheel --no-deps --no-build-isolation -w .whl /tmp/sdist/*
 set -uo pipefail
@@ -24,7 +24,7 @@ export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 REID_CACHE=/tmp/reid-cache
 out="${OUT:-/tmp/gpu-check}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
-python3 -c "import torch, pydantic, fvcore; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'pydantic', pydantic.VERSION)" || exit 3
+python3 -c "import torch, pydantic, fvcore, tomli_w, safetensors; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'pydantic', pydantic.VERSION)" || exit 3
 timeout 360 python3 -m benchmarks.gpu_check --json "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log"
 status=${PIPESTATUS[0]}
 sed -n '/^| check |/,$p' "$out/gpu_check.log" > "$out/gpu_check.md"

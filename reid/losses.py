@@ -18,7 +18,8 @@
   ``1 − cos``.
 
 :func:`build_loss` turns a :class:`~reid.spec.LossSpec` into a :class:`Criterion`; the
-terms it can combine are registered in :data:`LOSSES`.
+terms it can combine are registered in :data:`reid.registry.LOSSES` (``id``, ``triplet``,
+and any term of your own, weighted by ``loss.terms``).
 
 Example:
     >>> import torch
@@ -38,14 +39,12 @@ import torch
 import torch.nn.functional as F
 
 from reid.errors import ReidError
-from reid.registry import Registry
+from reid.registry import LOSSES, TRIPLET_MINING
 from reid.spec import LossSpec
 
 Gather = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``(features, pids) -> (features, pids)`` of the whole global batch (see :func:`reid.engine.distributed.mining_gather`)."""
 Term = Callable[[dict, torch.Tensor, LossSpec, Gather | None], torch.Tensor]  # (outputs, pids, spec, gather) -> loss
-LOSSES: Registry[Term] = Registry("loss")
-TRIPLET_MINING: Registry[Callable] = Registry("triplet mining")
 
 _ROW_ENTRIES = 1 << 22  # anchor rows of the distance matrix processed together (bounded memory)
 
@@ -164,7 +163,7 @@ class Criterion:
 
     ``criterion(outputs, pids) -> (total, parts)``: ``outputs`` is the model's
     ``{"features": (B, D), "logits": (B, C) or None}``; ``total`` is the weighted sum (a
-    tensor to backpropagate); ``parts`` maps each active term (``"id"``, ``"triplet"``)
+    tensor to backpropagate); ``parts`` maps each active term (``"id"``, ``"triplet"``, ``loss.terms``)
     to its *unweighted* value as a detached 0-dim tensor on the device (read it back only
     when logging: ``float()`` waits for the GPU).
 
@@ -174,7 +173,7 @@ class Criterion:
 
     def __init__(self, spec: LossSpec, gather: Gather | None = None):
         self.spec, self.gather = spec, gather
-        weights = {"id": spec.id_weight, "triplet": spec.triplet_weight}
+        weights = {"id": spec.id_weight, "triplet": spec.triplet_weight, **spec.terms}
         self.terms = [(name, w, LOSSES.get(name)) for name, w in weights.items() if w > 0]
 
     def __call__(self, outputs: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -1,11 +1,34 @@
-"""One small registry per kind of component (fast-reid style).
+"""One registry per kind of component a spec can name (fast-reid style), at the spec's floor.
 
-A spec names a component by string; the builder looks it up here. Registering is a
-decorator, so adding a dataset, backbone, head or loss is one function and one line.
+A spec names a component by string; :mod:`reid.spec` checks the name against the registry
+when it validates, and the builder looks it up here. The registries live in this module
+(below the spec, above nothing but :mod:`reid.errors`) and the component modules register
+into them, so a component registered from user code is accepted by every spec and built by
+every builder without editing the library:
+
+=====================  ===============  ==========================  ===================================
+registry               spec key         built-ins registered in     factory signature
+=====================  ===============  ==========================  ===================================
+:data:`DATASETS`       data.dataset     :mod:`reid.data.formats`    ``(DataSpec, cache_dir) -> Splits``
+:data:`SAMPLERS`       sampler.type     :mod:`reid.data.sampler`    ``(pids, SamplerSpec, seed, rank, world_size) -> batch sampler``
+:data:`POOLINGS`       model.pooling    :mod:`reid.model.pooling`   ``(PoolingGeometry) -> nn.Module``
+:data:`HEADS`          head.type        :mod:`reid.model.heads`     ``(HeadSpec, dim, num_classes) -> nn.Module``
+:data:`LOSSES`         loss.terms       :mod:`reid.losses`          ``(outputs, pids, LossSpec, gather) -> loss``
+:data:`TRIPLET_MINING` loss.mining      :mod:`reid.losses`          ``(dist, same, diff, margin) -> (sum, count)``
+=====================  ===============  ==========================  ===================================
+
+Each registry imports its built-in module the first time it is asked for a name, so the
+spec never imports the model, data or loss layers at import time, and the built-ins are
+always there when a name is checked.
+
+Example:
+    >>> DATASETS.names()[:3], "bnneck" in HEADS
+    (['cuhk03', 'dukemtmc', 'folder'], True)
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, TypeVar
 
 from reid.errors import ReidError
@@ -16,22 +39,26 @@ T = TypeVar("T", bound=Callable)
 class Registry(Generic[T]):
     """A name → factory table for one kind of component.
 
+    Args:
+        kind: what the components are, for messages (``"dataset"``).
+        builtins: module that registers the built-in components; imported on the first lookup.
+        home: where users find the registry (``"reid.registry.DATASETS"``), for messages.
+
     Example:
-        >>> HEADS = Registry("head")
-        >>> @HEADS.register("linear")
-        ... def linear_head(dim): return dim
-        >>> HEADS.get("linear")(4)
-        4
-        >>> HEADS.names()
-        ['linear']
+        >>> ACTIVATIONS = Registry("activation")
+        >>> @ACTIVATIONS.register("double")
+        ... def double(x): return 2 * x
+        >>> ACTIVATIONS.get("double")(4), ACTIVATIONS.names(), "half" in ACTIVATIONS
+        (8, ['double'], False)
     """
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, builtins: str | None = None, home: str | None = None):
+        self.kind, self.home = kind, home
+        self._builtins = builtins
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers ``fn`` under ``name``."""
+        """Decorator that registers ``fn`` under ``name`` (a name can be registered once)."""
 
         def add(fn: T) -> T:
             if name in self._items:
@@ -41,19 +68,35 @@ class Registry(Generic[T]):
 
         return add
 
+    def _loaded(self) -> dict[str, T]:
+        if self._builtins is not None:
+            module, self._builtins = self._builtins, None
+            importlib.import_module(module)
+        return self._items
+
     def get(self, name: str) -> T:
-        """The factory registered as ``name``; a :class:`ReidError` listing the choices otherwise."""
+        """The factory registered as ``name``; a :class:`ReidError` listing the registered names otherwise."""
         try:
-            return self._items[name]
+            return self._loaded()[name]
         except KeyError:
-            raise ReidError(
-                f"unknown {self.kind} {name!r}",
-                fix=f"use one of: {', '.join(sorted(self._items))}",
-            ) from None
+            raise ReidError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The message for an unregistered ``name``: what was asked, every registered choice and how to add one."""
+        how = f" (register your own with @{self.home}.register)" if self.home else ""
+        return f"unknown {self.kind} {name!r}: registered {self.kind}s are {', '.join(self.names())}{how}"
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
-        return sorted(self._items)
+        return sorted(self._loaded())
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return name in self._loaded()
+
+
+DATASETS: Registry = Registry("dataset", "reid.data.formats", "reid.registry.DATASETS")
+SAMPLERS: Registry = Registry("sampler", "reid.data.sampler", "reid.registry.SAMPLERS")
+POOLINGS: Registry = Registry("pooling", "reid.model.pooling", "reid.registry.POOLINGS")
+HEADS: Registry = Registry("head", "reid.model.heads", "reid.registry.HEADS")
+LOSSES: Registry = Registry("loss term", "reid.losses", "reid.registry.LOSSES")
+TRIPLET_MINING: Registry = Registry("triplet mining rule", "reid.losses", "reid.registry.TRIPLET_MINING")

@@ -4,6 +4,11 @@ A spec has one table per concern. Every key has a default, so the smallest spec 
 ``name = "demo"``; unknown keys, wrong types and out-of-range values are errors that
 name the file, the key, what was found and what is allowed.
 
+The keys that choose a component (``data.dataset``, ``model.pooling``, ``head.type``,
+``loss.mining``, ``loss.terms``, ``sampler.type``) accept any name registered in the
+matching :mod:`reid.registry` registry, built-in or registered from your own code; an
+unknown name is an error that lists the registered ones.
+
 Example:
     >>> spec = load_spec_text('name = "demo"\\n[model]\\nlast_stride = 2', source="demo.toml")
     >>> spec.model.last_stride, spec.data.dataset
@@ -16,9 +21,26 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reid.errors import ReidError
+from reid.registry import DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
+
+
+def registered(registry: Registry, name: str) -> str:
+    """``name`` if ``registry`` holds it; else a ``ValueError`` (a spec error) listing the registered names.
+
+    Example:
+        >>> registered(HEADS, "bnneck")
+        'bnneck'
+        >>> registered(HEADS, "mlp")
+        Traceback (most recent call last):
+        ValueError: unknown head 'mlp': registered heads are bnneck, classifier, none (register your own with @reid.registry.HEADS.register)
+    """
+    if name not in registry:
+        raise ValueError(registry.unknown(name))
+    return name
 
 
 class _Section(BaseModel):
@@ -30,7 +52,8 @@ class _Section(BaseModel):
 class DataSpec(_Section):
     """Where images come from and how identities are split into train / query / gallery."""
 
-    dataset: Literal["synthetic", "market1501", "dukemtmc", "cuhk03", "msmt17", "folder"] = "synthetic"
+    dataset: str = Field("synthetic", description="a registered dataset format (reid.registry.DATASETS): synthetic, "
+                         "market1501, dukemtmc, cuhk03, msmt17, folder, or your own")
     root: str | None = Field(None, description="dataset folder on disk (ignored by 'synthetic')")
     # synthetic renderer (dataset = "synthetic")
     identities: int = Field(279, ge=2, le=100_000, description="synthetic: number of identities")
@@ -42,17 +65,26 @@ class DataSpec(_Section):
     # cuhk03
     cuhk03_variant: Literal["detected", "labeled"] = "detected"
     # identity-level split for datasets without a fixed one (synthetic, folder)
-    train_ids: int | None = Field(230, ge=1, description="identities used for training (None: use train_fraction)")
-    train_fraction: float | None = Field(None, gt=0, lt=1)
+    train_ids: int | None = Field(None, ge=1, description="identities used for training (wins over train_fraction)")
+    train_fraction: float = Field(0.8, gt=0, lt=1, description="share of identities used for training (when train_ids "
+                                  "is not set)")
     split_seed: int = Field(0, ge=0)
-    query_rule: Literal["per_camera", "leave_one_out"] = Field(
-        "per_camera", description="validation: one query per identity per camera, or every image queries the rest"
+    query_rule: Literal["auto", "per_camera", "leave_one_out", "leave_one_out_merged"] = Field(
+        "auto", description="validation query / gallery. auto: the dataset's own split where it has one (market1501 "
+        "…), else per_camera; per_camera: one query per identity per camera, the rest gallery; leave_one_out: "
+        "every validation image queries all others (datasets without their own split; others keep theirs); "
+        "leave_one_out_merged: leave_one_out that also merges a dataset's own query and gallery"
     )
     height: int = Field(128, ge=16, le=1024)
     width: int = Field(128, ge=16, le=1024)
     cache: Literal["auto", "memory", "stream"] = Field("auto", description="decode once into RAM, or stream from disk")
     workers: int = Field(0, ge=0, le=64, description="DataLoader workers when streaming")
     limit_ids: int | None = Field(None, ge=2, description="use only the first N training identities (quick tests)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, name: str) -> str:
+        return registered(DATASETS, name)
 
 
 class AugmentSpec(_Section):
@@ -72,9 +104,14 @@ class ModelSpec(_Section):
     arch: str = Field("resnet18", description='resnet18/34/50/101/152 (block spec) or "timm:<name>" (any timm model)')
     layers: tuple[int, int, int, int] | None = Field(None, description="blocks per stage; overrides arch (block-spec ResNets)")
     last_stride: int = Field(1, ge=1, le=2)
-    pooling: Literal["avg", "max", "gem"] = "avg"
+    pooling: str = Field("avg", description="a registered pooling (reid.registry.POOLINGS): avg, max, gem, or your own")
     pretrained: str = Field("none", description='"none", "imagenet" (downloaded once into the torch hub cache), '
                             'a run directory (fine-tune from its best checkpoint) or a weights file')
+
+    @field_validator("pooling")
+    @classmethod
+    def _registered_pooling(cls, name: str) -> str:
+        return registered(POOLINGS, name)
 
     @model_validator(mode="after")
     def _known_arch(self) -> ModelSpec:
@@ -91,9 +128,15 @@ class ModelSpec(_Section):
 class HeadSpec(_Section):
     """What sits on the embedding: nothing, dropout + FC classifier, or BN neck + FC (strong baseline)."""
 
-    type: Literal["none", "classifier", "bnneck"] = "classifier"
+    type: str = Field("classifier", description="a registered head (reid.registry.HEADS): none, classifier, bnneck, "
+                      "or your own")
     dropout: float = Field(0.5, ge=0, lt=1)
     bias: bool = True
+
+    @field_validator("type")
+    @classmethod
+    def _registered_head(cls, name: str) -> str:
+        return registered(HEADS, name)
 
 
 class LossSpec(_Section):
@@ -103,12 +146,31 @@ class LossSpec(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     triplet_weight: float = Field(0.0, ge=0)
     margin: float = Field(0.3, ge=0)
-    mining: Literal["hard", "all", "soft"] = Field("hard", description="batch-hard, batch-all, or soft-margin batch-hard")
+    mining: str = Field("hard", description="a registered triplet mining rule (reid.registry.TRIPLET_MINING): "
+                        "hard (batch-hard), all (batch-all), soft (soft-margin batch-hard), or your own")
     triplet_distance: Literal["euclidean", "cosine"] = "euclidean"
+    terms: dict[str, float] = Field(default_factory=dict, description="more loss terms registered in "
+                                    "reid.registry.LOSSES and their weights, e.g. {center = 0.0005}")
+
+    @field_validator("mining")
+    @classmethod
+    def _registered_mining(cls, name: str) -> str:
+        return registered(TRIPLET_MINING, name)
+
+    @field_validator("terms")
+    @classmethod
+    def _registered_terms(cls, terms: dict[str, float]) -> dict[str, float]:
+        for name, weight in terms.items():
+            if name in ("id", "triplet"):
+                raise ValueError(f"the {name} term is weighted by loss.{name}_weight: remove it from loss.terms")
+            registered(LOSSES, name)
+            if weight < 0:
+                raise ValueError(f"loss.terms.{name} = {weight}: weights must be >= 0")
+        return terms
 
     @model_validator(mode="after")
     def _some_loss(self) -> LossSpec:
-        if self.id_weight == 0 and self.triplet_weight == 0:
+        if self.id_weight == 0 and self.triplet_weight == 0 and not any(self.terms.values()):
             raise ValueError("id_weight and triplet_weight are both 0: nothing to train")
         return self
 
@@ -116,10 +178,15 @@ class LossSpec(_Section):
 class SamplerSpec(_Section):
     """How batches are drawn: uniformly at random, or P identities × K images."""
 
-    type: Literal["random", "pk"] = "random"
+    type: str = Field("random", description="a registered sampler (reid.registry.SAMPLERS): random, pk, or your own")
     batch_size: int = Field(32, ge=1, le=4096, description="random sampler batch size (pk uses p*k)")
     p: int = Field(8, ge=2, le=1024)
     k: int = Field(4, ge=1, le=256)
+
+    @field_validator("type")
+    @classmethod
+    def _registered_sampler(cls, name: str) -> str:
+        return registered(SAMPLERS, name)
 
 
 class OptimSpec(_Section):
@@ -159,7 +226,8 @@ class EvalSpec(_Section):
     normalize: bool = Field(False, description="L2-normalise features before euclidean distances")
     flip: bool = Field(False, description="average features of the image and its mirror")
     protocol: Literal["auto", "market", "all"] = Field(
-        "auto", description="market: drop same-pid same-camera gallery; all: leave-one-out; auto: by query_rule"
+        "auto", description="market: drop same-pid same-camera gallery; all: leave-one-out; auto: all for a "
+        "leave-one-out set or single-camera data, market otherwise"
     )
     ranks: list[int] = Field(default_factory=lambda: [1, 5, 10])
     max_rank: int = Field(50, ge=1)
@@ -190,6 +258,8 @@ class Spec(_Section):
     name: str = Field("experiment", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(0, ge=0)
+    assignment: Literal["q8", "q11"] | None = Field(
+        None, description="the assignment role this run plays (`reid report` then writes the assignment's answers)")
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -203,7 +273,7 @@ class Spec(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
-        if self.loss.triplet_weight > 0 and self.sampler.type != "pk":
+        if self.loss.triplet_weight > 0 and self.sampler.type == "random":
             raise ValueError("triplet loss needs identity-balanced batches: set sampler.type = \"pk\"")
         if self.loss.id_weight > 0 and self.head.type == "none":
             raise ValueError("ID loss needs a classifier: set head.type = \"classifier\" or \"bnneck\"")
@@ -214,8 +284,21 @@ class Spec(_Section):
         return self
 
     def to_toml(self) -> str:
-        """The resolved spec as TOML text (every key, defaults included)."""
-        return _to_toml(self.model_dump(mode="json", by_alias=True))
+        """The resolved spec as TOML text (every key, defaults included; unset optional keys left out).
+
+        Written by ``tomli_w``, so any string (quotes, backslashes, newlines) reads back as itself.
+
+        Example:
+            >>> spec = Spec(name="demo", description='two\\nlines, "quoted"')
+            >>> load_spec_text(spec.to_toml()) == spec
+            True
+        """
+        return tomli_w.dumps(_without_none(self.model_dump(mode="json", by_alias=True)))
+
+
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` without its ``None`` values, recursively (TOML has no null: an absent key reads back as ``None``)."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in table.items() if v is not None}
 
 
 def _format_error(err: dict[str, Any], source: str) -> str:
@@ -297,22 +380,3 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
         raise ReidError(f"cannot read spec ({e})", where=str(path)) from None
     return load_spec_text(text, source=str(path), overrides=overrides)
 
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
-
-
-def _to_toml(data: dict[str, Any]) -> str:
-    # tomllib reads only; writing a flat two-level table by hand is shorter than a dependency.
-    top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    out = "\n".join(top) + "\n"
-    for section, table in data.items():
-        if isinstance(table, dict):
-            out += f"\n[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in table.items() if v is not None)
-    return out

@@ -99,3 +99,27 @@ def test_training_state_is_restored_from_cpu_tensors(tmp_path):
     position, best = restore_training(checkpoint.load_checkpoint(tmp_path / "last.pt"), model, optimizer, schedule, runtime)
     assert position == (2, 1, 5) and best == {"epoch": 2}
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_each_rank_restores_its_own_cuda_rng_state(tmp_path, monkeypatch):
+    """rank 0 writes every rank's CUDA RNG state (gathered by RngStateHook); rank r restores entry r on its GPU."""
+    from types import SimpleNamespace
+
+    from reid.engine.checkpoint import restore_training, training_checkpoint
+    from reid.engine.optim import LRSchedule
+    from reid.engine.trainer import TrainState
+
+    model, spec = _model_and_spec()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=2)
+    cpu = SimpleNamespace(device=torch.device("cpu"), scaler=None)
+    trainer = SimpleNamespace(model=model, optimizer=optimizer, schedule=schedule, runtime=cpu, state=TrainState(1, 0, 2))
+    per_rank = [torch.full((16,), r, dtype=torch.uint8) for r in range(3)]
+    save_checkpoint(training_checkpoint(model_description(spec, model), trainer, {}, cuda_rng=per_rank), tmp_path / "last.pt")
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
+    ckpt = checkpoint.load_checkpoint(tmp_path / "last.pt")  # on the CPU, as resume loads it
+    gpu1 = SimpleNamespace(device=torch.device("cuda:1"), scaler=None)
+    restore_training(ckpt, model, optimizer, schedule, gpu1, rank=1)
+    (state, device), = restored
+    assert torch.equal(state, per_rank[1]) and state.device.type == "cpu" and device == torch.device("cuda:1")

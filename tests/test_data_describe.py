@@ -1,4 +1,4 @@
-"""Q6 / Q10 counts and the `reid data` commands."""
+"""Dataset counts (classifier outputs, triplets), their typed form, and the `reid data` commands."""
 
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ def test_cli_synth_info_and_errors(tmp_path, capsys):
     code, text = run_cli(capsys, "data", "synth", "--out", str(out_dir), "--identities", "12", "--images", "4", "--size", "64x64", "--train-ids", "9")
     assert code == 0 and "wrote 48 images" in text
     code, text = run_cli(capsys, "data", "info", str(out_dir))
-    assert code == 0 and "Q6" in text and ": 9;" in text and "validation identities: 3" in text
+    assert code == 0 and "classifier outputs" in text and "triplets" in text and ": 9;" in text and "validation identities: 3" in text
     assert f"{triplet_count([4] * 9):,}" in text and "market" in text
-    code, text = run_cli(capsys, "data", "info", str(out_dir), "--set", 'data.query_rule="leave_one_out"')
+    code, text = run_cli(capsys, "data", "info", str(out_dir), "--set", 'data.query_rule="leave_one_out_merged"')
     assert code == 0 and "protocol: all" in text
     code, text = run_cli(capsys, "data", "info", str(tmp_path / "nowhere"))
     assert code == 2 and "no such spec file or dataset folder" in text
@@ -56,7 +56,7 @@ def test_cli_baseline_on_a_spec(tmp_path, capsys, monkeypatch):
     assert code == 0 and "Rank-1:" in text and "mAP:" in text and "protocol market" in text
 
 
-def test_q6_q10_on_the_assignment_split(tmp_path, capsys):
+def test_counts_on_the_assignment_split(tmp_path, capsys):
     # the real counts come from the files: 230 train ids × 10 images, 49 validation ids
     root = write_market_layout(tmp_path / "a", SynthParams(identities=279, images_per_identity=10, size=(16, 16)), train_ids=230)
     code, text = run_cli(capsys, "data", "info", str(root))

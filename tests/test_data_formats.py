@@ -50,7 +50,7 @@ def test_train_pids_are_relabelled(tmp_path):
     assert data.num_classes == 3
     assert sorted(data.train.pids.unique().tolist()) == [0, 1, 2]
     assert data.query.pids.tolist() == [3, 5]  # evaluation keeps the original ids
-    assert data.describe()["skipped"]["junk images (pid -1)"] == 1
+    assert data.describe().skipped["junk images (pid -1)"] == 1
 
 
 def test_dukemtmc_names(tmp_path):
@@ -106,8 +106,10 @@ def test_folder_layout_split_by_count_and_fraction(tmp_path):
     # per_camera: one query per identity and camera, the rest in the gallery
     assert len(s.query) == 3 * 2 and len(s.gallery) == 3 * 2
     assert s.skipped == {"empty identity folders": 1, "non-image files": 1}
-    f = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, train_fraction=0.25))
-    assert len({x.pid for x in f.train}) == 2  # the fraction wins over train_ids
+    f = prepare_splits(DataSpec(dataset="folder", root=str(root), train_fraction=0.25))
+    assert len({x.pid for x in f.train}) == 2
+    counted = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, train_fraction=0.25))
+    assert {x.pid for x in counted.train} == {x.pid for x in s.train}  # a count wins over the fraction
     again = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, camera_regex=r"cam(\d+)"))
     assert again.train == s.train  # fixed split_seed → same split
     other = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, split_seed=3))
@@ -119,7 +121,7 @@ def test_folder_leave_one_out_without_cameras(tmp_path):
     s = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=6, query_rule="leave_one_out"))
     assert s.same_set and s.query == s.gallery and len(s.query) == 4 * 3
     d = describe_splits(s)
-    assert d["protocol"] == "all" and d["validation_identities"] == 4 and d["num_classes"] == 6
+    assert d.protocol == "all" and d.validation_identities == 4 and d.num_classes == 6
 
 
 def test_folder_regex_errors(tmp_path):
@@ -129,7 +131,7 @@ def test_folder_regex_errors(tmp_path):
     with pytest.raises(ReidError, match=r"img0_cam1.jpg.*does not match"):
         prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=4, camera_regex=r"_c(\d+)_"))
     with pytest.raises(ReidError, match="only 8 identities"):
-        prepare_splits(DataSpec(dataset="folder", root=str(root)))  # default train_ids=230
+        prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=230))
 
 
 def test_layout_errors_name_expected_and_found(tmp_path):
@@ -152,3 +154,25 @@ def test_layout_errors_name_expected_and_found(tmp_path):
 def test_limit_ids_keeps_first_training_identities(tmp_path):
     s = prepare_splits(DataSpec(dataset="market1501", root=str(market_tree(tmp_path / "m")), limit_ids=2))
     assert sorted({x.pid for x in s.train}) == [2, 7]
+
+
+def test_a_folder_of_62_identities_splits_with_no_settings(tmp_path):
+    root = folder_tree(tmp_path / "f", ids=62, per_id=2)
+    s = prepare_splits(DataSpec(dataset="folder", root=str(root)))  # default: train_fraction 0.8
+    assert len({x.pid for x in s.train}) == 50 and len({x.pid for x in s.query}) == 12
+    assert not s.same_set
+
+
+def test_own_split_is_kept_unless_merging_is_asked_for_by_name(tmp_path, caplog):
+    root = str(market_tree(tmp_path / "m"))
+    own = prepare_splits(DataSpec(dataset="market1501", root=root))
+    kept = prepare_splits(DataSpec(dataset="market1501", root=root, query_rule="leave_one_out"))
+    assert not kept.same_set and (kept.query, kept.gallery) == (own.query, own.gallery)
+    assert 'keeps its own query / gallery' in caplog.text and "leave_one_out_merged" in caplog.text
+    caplog.clear()
+    merged = prepare_splits(DataSpec(dataset="market1501", root=root, query_rule="leave_one_out_merged"))
+    assert merged.same_set and len(merged.query) == len(own.query) + len(own.gallery)
+    assert "WARNING" in caplog.text and "from market to all" in caplog.text
+    caplog.clear()
+    folder = prepare_splits(DataSpec(dataset="folder", root=str(folder_tree(tmp_path / "f")), query_rule="leave_one_out"))
+    assert folder.same_set and caplog.text == ""  # a split the format made: merged, as asked, silently

@@ -64,7 +64,7 @@ def test_run_directory_refuses_to_overwrite(tmp_path):
     run.append_metrics({"kind": "iter", "step": 1})
     with pytest.raises(ReidError, match="unfinished run"):
         RunDir(tmp_path / "r").create("name = 'a'\n")
-    run.write_summary({"ok": True})
+    run.summary_path.write_text("{}\n")  # any summary.json marks the run finished
     with pytest.raises(ReidError, match="finished run"):
         RunDir(tmp_path / "r").create("name = 'a'\n")
     RunDir(tmp_path / "r").create("name = 'b'\n", force=True)

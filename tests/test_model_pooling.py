@@ -1,4 +1,4 @@
-"""Q2 (pooling window from the feature map) and Q3 (average pooling as a convolution)."""
+"""The pooling window from the feature map, and average pooling as a convolution."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,4 +1,4 @@
-"""Layer table vs the documented assignment table, totals and Q4."""
+"""Layer table vs the documented assignment table, totals and the first block's parameters."""
 
 import pytest
 

@@ -1,5 +1,6 @@
-"""`reid report` on two tiny real runs (ID loss, triplet loss): every section present, numbers equal to
-the run's files, figures written, byte-identical regeneration, missing-run lines, one-line errors."""
+"""`reid report` on tiny real runs: the assignment report (ID loss, triplet loss) — every section present,
+numbers equal to the run's files, figures written, byte-identical regeneration, missing-run lines —; a page
+for an arbitrary run; mean ± std over seeds; one-line errors."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from reid.model.summary import load_documented_table
 from reid.report import write_report
 from reid.report.markdown import count, num, pct
 from reid.report.retrieval import choose_queries, pca_2d
-from reid.report.runs import load_run, question_of
+from reid.report.assignment.roles import assign_runs, role_of
+from reid.report.runs import load_run
 from reid.spec import load_spec_text
 
 TINY = """
@@ -42,8 +44,8 @@ precision = "fp32"
 threads = 2
 log_every = 2
 """
-ID_RUN = TINY.format(name="q8") + '[sampler]\ntype = "random"\nbatch_size = 8\n'
-TRIPLET_RUN = TINY.format(name="q11") + ('[head]\ntype = "none"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n'
+ID_RUN = TINY.format(name="q8").replace("seed = 1\n", 'seed = 1\nassignment = "q8"\n') + '[sampler]\ntype = "random"\nbatch_size = 8\n'
+TRIPLET_RUN = TINY.format(name="q11").replace("seed = 1\n", 'seed = 1\nassignment = "q11"\n') + ('[head]\ntype = "none"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n'
                                           '[sampler]\ntype = "pk"\np = 4\nk = 4\n')
 
 
@@ -158,11 +160,14 @@ def test_regeneration_is_byte_identical_and_a_missing_q11_run_says_how_to_make_i
     assert not (tmp_path / "only-q8" / "figures" / "q11_accuracy.png").exists()
 
 
-def test_run_roles_come_from_the_spec():
-    assert question_of(load_spec_text(ID_RUN.replace('name = "q8"', 'name = "a"'))) == "q8"
-    assert question_of(load_spec_text(TRIPLET_RUN.replace('name = "q11"', 'name = "b"'))) == "q11"
-    both = load_spec_text('name = "q11"\n[head]\ntype = "bnneck"\n[loss]\ntriplet_weight = 1.0\n[sampler]\ntype = "pk"\n')
-    assert question_of(both) == "q11" and question_of(both.model_copy(update={"name": "mix"})) is None
+def test_run_roles_are_declared_in_the_spec_not_guessed(runs):
+    q8, q11 = load_run(runs["q8"]), load_run(runs["q11"])
+    assert role_of(q8) == "q8" and role_of(q11) == "q11"
+    undeclared = q8.__class__(**{**q8.__dict__, "spec": q8.spec.model_copy(update={"assignment": None})})
+    assert role_of(undeclared) is None and role_of(undeclared, by_name=True) == "q8"
+    renamed = undeclared.__class__(**{**undeclared.__dict__, "spec": undeclared.spec.model_copy(update={"name": "a"})})
+    assert role_of(renamed, by_name=True) is None  # an ID-loss-only spec is not taken for Q8 by its losses
+    assert assign_runs([renamed, q11]) == {"q8": None, "q11": q11}
 
 
 def test_helpers():
@@ -182,3 +187,68 @@ def test_a_path_that_is_not_a_run_is_a_one_line_error(tmp_path, capsys, make):
     assert err.startswith("error:") and "not a run directory" in err and len(err.splitlines()) == 1
     with pytest.raises(Exception, match="not a run directory"):
         load_run(make(tmp_path))
+
+
+#: an arbitrary run: not named q8 / q11, no declared role, ID + triplet loss, evaluated every epoch
+ANY_RUN = TINY.format(name="mine").replace("seed = 1\n", "seed = {seed}\n") + (
+    '[head]\ntype = "bnneck"\n[loss]\ntriplet_weight = 1.0\n[sampler]\ntype = "pk"\np = 4\nk = 2\n')
+
+
+@pytest.fixture(scope="module")
+def seed_runs(tmp_path_factory) -> list[Path]:
+    """The arbitrary run trained with seeds 0 and 1 (``group/seed-0``, ``group/seed-1``)."""
+    base = tmp_path_factory.mktemp("seed-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REID_CACHE", str(base / "cache"))
+        for seed in (0, 1):
+            run_experiment(load_spec_text(ANY_RUN.replace("{seed}", str(seed))), base / "group" / f"seed-{seed}", plain=True)
+    return [base / "group" / "seed-0", base / "group" / "seed-1"]
+
+
+def test_a_page_for_an_arbitrary_run_has_its_figures_and_numbers(seed_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("REID_CACHE", str(tmp_path / "cache"))
+    run, out = seed_runs[0], tmp_path / "report"
+    main(["report", str(run), "--out", str(out)])
+    assert sorted(p.name for p in out.glob("*.md")) == ["README.md", "seed-0.md"]  # no Q files, no placeholders
+    page = (out / "seed-0.md").read_text()
+    s = _summary(run)
+    for key in ("rank1", "rank5", "mAP", "mINP"):
+        assert pct(s["final"][key]) in page and pct(s["best"][key]) in page
+    assert f"final (epoch {s['final']['epoch']})" in page and f"best Rank-1 (epoch {s['best']['epoch']})" in page
+    assert s["device"]["device_name"] in page and f"{s['wall_seconds']:.1f} s" in page
+    assert f"{s['mean_images_per_second']:.1f} images/s" in page and f"{s['parameters']:,}" in page
+    assert "| `head.type` | `\"classifier\"` | `\"bnneck\"` |" in page and "| `seed` |" not in page
+    assert "**Dataset:** " in page and f"{s['dataset']['train']['identities']} identities" in page
+    assert "### Rank-1 per query camera" in page and "| query camera |" in page
+    for fig in ("seed-0_accuracy", "seed-0_losses", "seed-0_retrieval", "seed-0_embedding"):
+        assert f"(figures/{fig}.png)" in page
+        assert (out / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[`" in (out / "README.md").read_text() and f"{str(run)} --out {out}" in (out / "README.md").read_text()
+
+
+def test_runs_differing_only_in_seed_give_mean_and_std(seed_runs, tmp_path, monkeypatch):
+    import statistics
+
+    monkeypatch.setenv("REID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "report"
+    write_report([seed_runs[0].parent], out)  # a folder holding the runs
+    text = (out / "comparison.md").read_text()
+    finals = [_summary(r)["final"] for r in seed_runs]
+    for key in ("rank1", "mAP"):
+        a, b = (f[key] for f in finals)
+        mean, std = (a + b) / 2, abs(a - b) / 2 ** 0.5  # sample std of two values: |a − b| / √2
+        assert std == pytest.approx(statistics.stdev([a, b]))
+        assert f"{100 * mean:.2f} ± {100 * std:.2f} %" in text
+    assert "| seeds |" in text and "0, 1" in text and "(figures/comparison_curves.png)" in text
+    assert "| `mine` | 0 |" in text and "| `mine` | 1 |" in text
+    assert sorted(p.name for p in out.glob("*.md")) == ["README.md", "comparison.md", "seed-0.md", "seed-1.md"]
+
+
+def test_an_empty_folder_or_no_run_is_one_error_line(tmp_path, capsys):
+    for args in (["report", str(tmp_path)], ["report"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, "--out", str(tmp_path / "r")])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()

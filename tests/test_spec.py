@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reid.errors import ReidError
+from reid.registry import HEADS, SAMPLERS
 from reid.spec import Spec, apply_overrides, load_spec, load_spec_text
 
 SPECS = sorted(Path(__file__).resolve().parents[1].glob("specs/*.toml"))
@@ -35,9 +36,10 @@ def test_shipped_specs_validate_and_round_trip(path):
     assert load_spec_text(spec.to_toml()) == spec
 
 
-def test_defaults_are_the_assignment_setting():
+def test_defaults_are_the_assignment_setting_with_a_fractional_split():
     spec = Spec()
-    assert (spec.data.identities, spec.data.images_per_identity, spec.data.train_ids) == (279, 10, 230)
+    assert (spec.data.identities, spec.data.images_per_identity) == (279, 10)
+    assert (spec.data.train_ids, spec.data.train_fraction, spec.data.query_rule) == (None, 0.8, "auto")
     assert (spec.model.arch, spec.model.last_stride, spec.data.height, spec.data.width) == ("resnet18", 1, 128, 128)
 
 
@@ -84,3 +86,41 @@ def test_missing_spec_file_is_one_line_on_the_cli(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "spec file not found" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.from_regex(r"[A-Za-z0-9_.-]{1,100}", fullmatch=True), description=st.text(),
+       root=st.none() | st.text(), camera_regex=st.none() | st.text(), pretrained=st.text())
+def test_every_spec_string_round_trips_through_spec_toml(name, description, root, camera_regex, pretrained):
+    spec = Spec.model_validate({"name": name, "description": description, "data": {"root": root, "camera_regex": camera_regex},
+                                "model": {"pretrained": pretrained}, "eval": {"lambda": 0.25}})
+    text = spec.to_toml()
+    assert load_spec_text(text) == spec
+    assert "lambda = 0.25" in text  # written under its TOML name, not the Python one (lambda_)
+
+
+def test_a_multi_line_description_round_trips():
+    spec = load_spec_text('name = "m"\ndescription = """first line\nsecond "quoted" \\\\ line\n"""\n')
+    assert spec.description == 'first line\nsecond "quoted" \\ line\n'
+    assert load_spec_text(spec.to_toml()) == spec
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('[data]\ndataset = "mine"\nroot = "/x"', "unknown dataset 'mine': registered datasets are cuhk03, dukemtmc, folder, market1501, msmt17, synthetic"),
+    ('[head]\ntype = "mlp"', "registered heads are bnneck, classifier, none"),
+    ('[sampler]\ntype = "balanced"', "registered samplers are pk, random"),
+    ('[model]\npooling = "median"', "registered poolings are avg, gem, max"),
+    ('[loss]\nmining = "semi"', "registered triplet mining rules are all, hard, soft"),
+    ('[loss]\nterms = {center = 0.1}', "registered loss terms are id, triplet"),
+])
+def test_unknown_component_names_list_the_registered_ones(text, needle):
+    with pytest.raises(ReidError, match="register your own with @reid.registry") as e:
+        load_spec_text(text, source="c.toml")
+    assert needle in str(e.value)
+
+
+def test_components_registered_from_user_code_are_accepted(monkeypatch):
+    monkeypatch.setitem(HEADS._loaded(), "mlp", lambda spec, dim, num_classes: None)
+    monkeypatch.setitem(SAMPLERS._loaded(), "balanced", lambda pids, spec, seed, rank, world_size: None)
+    spec = load_spec_text('[head]\ntype = "mlp"\n[sampler]\ntype = "balanced"\n[loss]\ntriplet_weight = 1.0')
+    assert (spec.head.type, spec.sampler.type) == ("mlp", "balanced")  # a custom sampler may serve triplets

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from reid.cli import bench, data, embed, evaluate, export, inspect, report, run, search  # noqa: F401  (registers the commands)
+from reid.cli import sweep  # noqa: F401  (registers `reid sweep`)
 from reid.cli.app import app
 from reid.errors import ReidError
 

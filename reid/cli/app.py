@@ -1,7 +1,17 @@
-"""The Typer application object that every command module attaches to, and the option types commands share."""
+"""The Typer application object that every command module attaches to, and the option types commands share.
+
+Every command follows one shape (Typer ``Annotated`` parameters, Enums for closed choices)::
+
+    reid VERB [SPEC | RUN] [PATHS...] [-o/--out PATH] [-s/--set key=value]... [--format text|json] [-q/--plain]
+
+:data:`Overrides`, :data:`FormatOption` and :data:`PlainOption` are those shared options, ready to annotate
+a parameter with; :class:`OutputFormat`, :class:`Device`, :class:`Checkpoint` and :class:`Precision` the
+shared closed choices.
+"""
 
 import json
 from enum import Enum
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,16 +24,35 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def version() -> None:
-    """Print the versions of reid, torch, torchvision and timm."""
+def versions() -> str:
+    """One line with the versions of reid, torch, torchvision and timm."""
     import timm
     import torch
     import torchvision
 
     import reid
 
-    typer.echo(f"reid {reid.__version__} · torch {torch.__version__} · torchvision {torchvision.__version__} · timm {timm.__version__}")
+    return f"reid {reid.__version__} · torch {torch.__version__} · torchvision {torchvision.__version__} · timm {timm.__version__}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(versions())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                                    help="Print the versions of reid, torch, torchvision and timm, and exit.")] = None,
+) -> None:
+    """Declarative person re-identification experiments."""
+
+
+@app.command()
+def version() -> None:
+    """Print the versions of reid, torch, torchvision and timm (the same as reid --version)."""
+    typer.echo(versions())
 
 
 class OutputFormat(str, Enum):
@@ -65,3 +94,13 @@ class Precision(str, Enum):
 def print_json(data) -> None:
     """Write ``data`` as indented JSON on stdout (the ``--format json`` output)."""
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+Overrides = Annotated[list[str], typer.Option("--set", "-s", help="override a spec key: --set data.root=/data/x (repeatable)")]
+"""``-s/--set key=value`` (repeatable): spec overrides, applied by :func:`reid.spec.apply_overrides`."""
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="text: tables for people; json: for scripts")]
+"""``--format text|json``: how a command prints its results."""
+
+PlainOption = Annotated[bool, typer.Option("--plain", "-q", help="no progress bars: one line per step (for logs)")]
+"""``-q/--plain``: no live progress bars."""

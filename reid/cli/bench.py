@@ -8,16 +8,20 @@ this command runs them in one process, prints a table and writes the report bloc
 from __future__ import annotations
 
 import importlib
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from reid.cli.app import app
+from reid.cli.app import FormatOption, OutputFormat, app
 from reid.errors import ReidError
+
+DEFAULT_SPEC = Path("specs/q8.toml")
 
 
 def _suite():
@@ -36,41 +40,49 @@ def _suite():
 
 def _command(quick: bool, only: Optional[str], out: Optional[Path], spec: Path, repeats: Optional[int]) -> str:
     parts = ["reid bench"] + (["--quick"] if quick else []) + ([f"--only {only}"] if only else [])
-    parts += [f"--spec {spec}"] if spec != Path("specs/q8.toml") else []
+    parts += [str(spec)] if spec != DEFAULT_SPEC else []
     parts += [f"--repeats {repeats}"] if repeats is not None else []
     return " ".join(parts + ([f"--out {out}"] if out is not None else []))
 
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="tiny sizes: a smoke run of the machinery in seconds"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated sections: gemm,train,input,embed,eval,memory,compile"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="report file (default BENCHMARKS.md; none with --quick)"),
-    spec: Path = typer.Option(Path("specs/q8.toml"), "--spec", help="the experiment whose setting is measured"),
-    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=50, help="timed repeats per variant (default 3; 2 with --quick)"),
+    spec: Annotated[Path, typer.Argument(metavar="[SPEC]", help="the experiment whose setting is measured")] = DEFAULT_SPEC,
+    quick: Annotated[bool, typer.Option("--quick", help="tiny sizes: a smoke run of the machinery in seconds")] = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated sections: gemm,train,input,embed,eval,memory,compile")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="report file (default BENCHMARKS.md; none with --quick)")] = None,
+    spec_option: Annotated[Optional[Path], typer.Option("--spec", hidden=True, help="The older spelling of SPEC.")] = None,
+    repeats: Annotated[Optional[int], typer.Option("--repeats", min=1, max=50, help="timed repeats per variant (default 3; 2 with --quick)")] = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Benchmark training, embedding, evaluation, input and memory against plain PyTorch and the GEMM peak.
 
     Variants are timed in turns inside one process and medians are reported, so each ratio
     compares runs made under the same conditions; the report says whether other processes
     loaded the machine (on a small CPU they slow multi-threaded kernels badly).
-    Examples: `reid bench`, `reid bench --quick`, `reid bench --only train,gemm --out /tmp/b.md`.
+    Examples: `reid bench`, `reid bench --quick`, `reid bench specs/quickstart.toml --only train,gemm -o /tmp/b.md`,
+    `reid bench --quick --format json` (the numbers and the table rows, for scripts).
     """
     suite = _suite()
     sections = suite.parse_sections(only)
+    spec = spec_option or spec
     if not spec.is_file():
-        raise ReidError("spec file not found", where=str(spec), fix="give --spec a .toml spec, e.g. specs/q8.toml")
-    console = Console(highlight=False)
+        raise ReidError("spec file not found", where=str(spec), fix="give a .toml spec, e.g. reid bench specs/q8.toml")
+    console = Console(highlight=False, stderr=fmt is OutputFormat.json)  # JSON alone on stdout
     target = out if out is not None else (None if quick else Path("BENCHMARKS.md"))
     results = suite.run_suite(sections, spec_path=spec, quick=quick, repeats=repeats or (2 if quick else 3),
                               log=lambda msg: console.print(f"[dim]{msg}[/]"))
-    table = Table(title="reid bench" + (" (quick)" if quick else ""))
-    for column in ("benchmark", "reid", "baseline", "ratio", "target", "met"):
-        table.add_column(column)
-    for row in suite.rows(results):
-        met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]no[/]")
-        table.add_row(row.name, row.reid, row.baseline, row.ratio, row.target, met)
-    console.print(table)
+    rows = suite.rows(results)
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"results": results, "rows": [asdict(r) for r in rows]}, indent=2, default=str))
+    else:
+        table = Table(title="reid bench" + (" (quick)" if quick else ""))
+        for column in ("benchmark", "reid", "baseline", "ratio", "target", "met"):
+            table.add_column(column)
+        for row in rows:
+            met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]no[/]")
+            table.add_row(row.name, row.reid, row.baseline, row.ratio, row.target, met)
+        console.print(table)
     console.print(f"other processes used {results['machine']['others_cpu_share']:.0%} of the CPU time during the run")
     if target is not None:
         suite.write_report(target, suite.markdown(results, _command(quick, only, out, spec, repeats)))

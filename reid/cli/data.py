@@ -1,29 +1,32 @@
 """The ``reid data`` commands: ``synth`` (write the synthetic dataset), ``info`` (counts,
-Q6 and Q10) and ``baseline`` (colour-histogram nearest neighbour on the validation set).
+classifier outputs, triplets) and ``baseline`` (colour-histogram nearest neighbour on the validation set).
 
 Example:
-    reid data synth --out /tmp/synth --identities 279 --images 10 --cameras 2 --size 128x128
+    reid data synth -o /tmp/synth --identities 279 --images 10 --cameras 2 --size 128x128
     reid data info /tmp/synth
+    reid data info /data/my-people --dataset folder -s 'data.camera_regex="_c(\\d+)"' --format json
     reid data info specs/quickstart.toml
-    reid data baseline
+    reid data baseline specs/q8.toml --format json
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from reid.cli.app import app
+from reid.cli.app import FormatOption, OutputFormat, Overrides, PlainOption, app, print_json
+from reid.cli.progress import progress_bar
 from reid.errors import ReidError
 
 data_app = typer.Typer(help="Datasets: write the synthetic one, describe one, run the histogram baseline.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 _out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True)  # progress bars, kept off stdout
 
 
 def _parse_size(size: str) -> tuple[int, int]:
@@ -34,6 +37,11 @@ def _parse_size(size: str) -> tuple[int, int]:
     if not (16 <= h <= 1024 and 16 <= w <= 1024):
         raise ReidError(f"size {size} is outside 16..1024 pixels per side", where="--size")
     return h, w
+
+
+DatasetOption = Annotated[Optional[str], typer.Option(
+    "--dataset", "-d", help="dataset format of a folder: market1501, dukemtmc, cuhk03, msmt17, folder, or one you "
+    "registered (default: detected)")]
 
 
 def _data_spec(target: Optional[str], fmt: Optional[str], overrides: list[str]):
@@ -54,14 +62,15 @@ def _data_spec(target: Optional[str], fmt: Optional[str], overrides: list[str]):
 
 @data_app.command("synth")
 def synth(
-    out: Path = typer.Option(..., "--out", help="folder to write (must not exist or be empty)"),
-    identities: int = typer.Option(279, "--identities", min=2, help="number of identities"),
-    images: int = typer.Option(10, "--images", min=2, help="images per identity"),
-    cameras: int = typer.Option(2, "--cameras", min=1, help="number of cameras"),
-    seed: int = typer.Option(0, "--seed", min=0, help="renderer seed (same seed, same bytes)"),
-    size: str = typer.Option("128x128", "--size", help="HEIGHTxWIDTH"),
-    train_ids: int = typer.Option(230, "--train-ids", min=1, help="identities in bounding_box_train"),
-    split_seed: int = typer.Option(0, "--split-seed", min=0),
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write (must not exist or be empty)")],
+    identities: Annotated[int, typer.Option("--identities", min=2, help="number of identities")] = 279,
+    images: Annotated[int, typer.Option("--images", min=2, help="images per identity")] = 10,
+    cameras: Annotated[int, typer.Option("--cameras", min=1, help="number of cameras")] = 2,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="renderer seed (same seed, same bytes)")] = 0,
+    size: Annotated[str, typer.Option("--size", help="HEIGHTxWIDTH")] = "128x128",
+    train_ids: Annotated[int, typer.Option("--train-ids", min=1, help="identities in bounding_box_train "
+                                           "(the assignment's 230 of 279)")] = 230,
+    split_seed: Annotated[int, typer.Option("--split-seed", min=0, help="seed of the identity split")] = 0,
 ) -> None:
     """Write synthetic pedestrians in Market-1501 layout (train / query / gallery folders)."""
     from reid.data.synthetic import SynthParams, write_market_layout
@@ -87,18 +96,22 @@ def _counts_table(info: dict) -> Table:
 
 @data_app.command("info")
 def info(
-    target: str = typer.Argument(..., metavar="ROOT_OR_SPEC", help="a .toml spec or a dataset folder"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="dataset format of a folder: market1501, dukemtmc, cuhk03, msmt17, folder"),
-    overrides: list[str] = typer.Option([], "--set", help="data.key=value overrides, e.g. data.train_fraction=0.8"),
+    target: Annotated[str, typer.Argument(metavar="SPEC_OR_ROOT", help="a .toml spec or a dataset folder")],
+    dataset: DatasetOption = None,
+    overrides: Overrides = [],  # noqa: B006
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Identities, images and cameras per split; Q6 (classifier size) and Q10 (triplets)."""
+    """Identities, images and cameras per split; classifier outputs and possible training triplets."""
     from reid.data.build import prepare_splits
     from reid.data.describe import describe_splits
 
-    d = describe_splits(prepare_splits(_data_spec(target, fmt, overrides)))
+    d = describe_splits(prepare_splits(_data_spec(target, dataset, overrides))).to_json()
+    if fmt is OutputFormat.json:
+        print_json(d)
+        return
     _out.print(_counts_table(d))
-    _out.print(f"Q6  classifier outputs (training identities): [bold]{d['num_classes']}[/]; validation identities: {d['validation_identities']}")
-    _out.print(f"Q10 possible triplets Σ n_i(n_i−1)(N−n_i) over training identities: [bold]{d['triplets']:,}[/]")
+    _out.print(f"classifier outputs (training identities): [bold]{d['num_classes']}[/]; validation identities: {d['validation_identities']}")
+    _out.print(f"possible triplets Σ n_i(n_i−1)(N−n_i) over training identities: [bold]{d['triplets']:,}[/]")
     _out.print(f"evaluation protocol: {d['protocol']}" + (" (query = gallery, each query excluded from its own gallery)" if d["same_set"] else ""))
     if d["skipped"]:
         _out.print("skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(d["skipped"].items())))
@@ -106,18 +119,28 @@ def info(
 
 @data_app.command("baseline")
 def baseline(
-    target: Optional[str] = typer.Argument(None, metavar="[SPEC]", help="a .toml spec or dataset folder (default: the synthetic default)"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="dataset format when SPEC is a folder"),
-    overrides: list[str] = typer.Option([], "--set", help="data.key=value overrides"),
+    target: Annotated[Optional[str], typer.Argument(metavar="[SPEC_OR_ROOT]", help="a .toml spec or a dataset folder "
+                                                    "(default: the default synthetic set)")] = None,
+    dataset: DatasetOption = None,
+    overrides: Overrides = [],  # noqa: B006
+    fmt: FormatOption = OutputFormat.text,
+    plain: PlainOption = False,
 ) -> None:
     """Rank-1/5/10 and mAP of a colour-histogram nearest-neighbour baseline on the validation set."""
     from reid.data.baseline import run_baseline
     from reid.data.build import build_data
 
     start = time.perf_counter()
-    data = build_data(_data_spec(target, fmt, overrides))
+    quiet = plain or fmt is OutputFormat.json
+    data = build_data(_data_spec(target, dataset, overrides),
+                      progress=lambda label, total: progress_bar(_err, label, total, plain=quiet))
     r = run_baseline(data)
     cmc = r["cmc"]
+    if fmt is OutputFormat.json:
+        print_json({"dataset": data.name, "queries": len(data.query), "gallery": len(data.gallery), "same_set": data.same_set,
+                    "protocol": r["protocol"], **{f"rank{k}": float(cmc[min(k, len(cmc)) - 1]) for k in (1, 5, 10)},
+                    "mAP": float(r["mAP"]), "seconds": round(time.perf_counter() - start, 3)})
+        return
     ranks = "  ".join(f"Rank-{k}: {100 * cmc[min(k, len(cmc)) - 1]:.1f}%" for k in (1, 5, 10))
     _out.print(
         f"{data.name}: {len(data.query)} queries, {len(data.gallery)} gallery, protocol {r['protocol']} · "

@@ -1,4 +1,4 @@
-"""The ``reid inspect`` command: layer table, documented-table check, Q2 / Q4, FLOPs, weights.
+"""The ``reid inspect`` command: layer table, documented-table check, pooling window, first block, FLOPs, weights.
 
 Examples:
     reid inspect --params                      # 72 rows, ✓ vs the documented table, exit 0 when all match
@@ -7,7 +7,7 @@ Examples:
     reid inspect --params --flops --arch resnet50 --input 3x256x128   # 23,508,032 backbone parameters
     reid inspect --params --arch timm:efficientnet_b0 --last-stride 2
     reid inspect --params --last-stride 2 --check   # deliberately different: exits 1 naming the first bad row
-    reid inspect --spec specs/quickstart.toml --format json
+    reid inspect specs/quickstart.toml --format json
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from reid.cli.app import app
+from reid.cli.app import FormatOption, OutputFormat, app
 from reid.errors import ReidError
 from reid.model import ReidModel, build_model
 from reid.model.flops import FlopReport, count_flops
@@ -36,7 +37,7 @@ from reid.model.summary import (
     layer_table,
     totals,
 )
-from reid.spec import HeadSpec, ModelSpec, load_spec
+from reid.spec import DataSpec, HeadSpec, ModelSpec, load_spec
 
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
@@ -63,14 +64,16 @@ def _model_spec(base: ModelSpec, changes: dict[str, object]) -> ModelSpec:
         if not err["loc"]:  # a rule across fields (which archs exist, layers with a timm arch)
             raise ReidError(err["msg"].removeprefix("Value error, "), where="--arch") from None
         option = "--" + str(err["loc"][0]).replace("_", "-")
-        raise ReidError(f"{err['input']!r}: {err['msg']}", where=option) from None
+        msg = err["msg"]
+        raise ReidError(msg.removeprefix("Value error, ") if msg.startswith("Value error, ") else f"{err['input']!r}: {msg}",
+                        where=option) from None
 
 
 def _head_spec(base: HeadSpec, head_type: str | None) -> HeadSpec:
     try:
         return HeadSpec.model_validate({**base.model_dump(), **({"type": head_type} if head_type else {})})
     except ValidationError as e:
-        raise ReidError(f"{head_type!r}: {e.errors()[0]['msg']}", where="--head") from None
+        raise ReidError(e.errors()[0]["msg"].removeprefix("Value error, "), where="--head") from None
 
 
 def _rows_table(rows: list[LayerRow], mismatches: list[Mismatch] | None) -> Table:
@@ -100,32 +103,43 @@ def _flops_table(report: FlopReport) -> Table:
     return table
 
 
+def _training_identities(data: DataSpec) -> int:
+    """The classifier size a run of ``data`` gets: its training identities (counted, for data on disk)."""
+    from reid.data.build import prepare_splits
+    from reid.data.split import training_identity_count
+
+    if data.dataset == "synthetic":
+        n = training_identity_count(data.identities, data.train_ids, data.train_fraction)
+        return min(n, data.limit_ids or n)
+    return len({s.pid for s in prepare_splits(data).train})
+
+
 def _describe(m: Mismatch) -> str:
     return f"row {m.row} ({m.layer}): {m.field} expected {m.expected}, got {m.got}"
 
 
 @app.command("inspect")
 def inspect_command(
-    params: bool = typer.Option(False, "--params", help="Print the layer table, totals, Q2 and Q4 (the default)."),
-    flops: bool = typer.Option(False, "--flops", help="Add fvcore FLOP counts per stage."),
-    input_size: str = typer.Option(None, "--input", help="Input size CxHxW, e.g. 3x256x128 (default: 3x128x128, or the spec's data size)."),
-    arch: str = typer.Option(None, "--arch", help="resnet18, resnet34, resnet50, resnet101, resnet152, or timm:<name> (any timm CNN)."),
-    layers: str = typer.Option(None, "--layers", help="Blocks per stage, e.g. 3,4,6,3 (overrides --arch)."),
-    last_stride: int = typer.Option(None, "--last-stride", help="Stride of the last stage: 1 or 2."),
-    pooling: str = typer.Option(None, "--pooling", help="avg, max or gem."),
-    head: str = typer.Option(None, "--head", help="none, classifier or bnneck (default: none, or the spec's)."),
-    num_classes: int = typer.Option(None, "--num-classes", help="Classifier outputs (default with a synthetic/folder --spec: data.train_ids)."),
-    pretrained: str = typer.Option(None, "--pretrained", help='"none", "imagenet" (downloaded once into the torch hub cache), a run directory or a weights file.'),
-    spec: Path = typer.Option(None, "--spec", help="Take model, head and input size from this spec file."),
-    check: bool = typer.Option(False, "--check", help="Compare with the documented table even if the configuration differs."),
-    output_format: str = typer.Option("text", "--format", help="text or json."),
+    spec: Annotated[Optional[Path], typer.Argument(metavar="[SPEC]", help="take model, head and input size from this spec file")] = None,
+    params: Annotated[bool, typer.Option("--params", help="Print the layer table, totals, the pooling window and the first block's parameters (the default).")] = False,
+    flops: Annotated[bool, typer.Option("--flops", help="Add fvcore FLOP counts per stage.")] = False,
+    input_size: Annotated[Optional[str], typer.Option("--input", help="Input size CxHxW, e.g. 3x256x128 (default: 3x128x128, or the spec's data size).")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="resnet18, resnet34, resnet50, resnet101, resnet152, or timm:<name> (any timm CNN).")] = None,
+    layers: Annotated[Optional[str], typer.Option("--layers", help="Blocks per stage, e.g. 3,4,6,3 (overrides --arch).")] = None,
+    last_stride: Annotated[Optional[int], typer.Option("--last-stride", min=1, max=2, help="Stride of the last stage: 1 or 2.")] = None,
+    pooling: Annotated[Optional[str], typer.Option("--pooling", help="A registered pooling: avg, max, gem, or your own.")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="A registered head: none, classifier, bnneck, or your own (default: none, or the spec's).")] = None,
+    num_classes: Annotated[Optional[int], typer.Option("--num-classes", min=1, help="Classifier outputs (default with a SPEC: its training identities).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help='"none", "imagenet" (downloaded once into the torch hub cache), a run directory or a weights file.')] = None,
+    spec_option: Annotated[Optional[Path], typer.Option("--spec", hidden=True, help="The older spelling of SPEC.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Compare with the documented table even if the configuration differs.")] = False,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Show the network layer by layer and check it against the documented assignment table.
 
     Exits 0 when the table matches (or is not compared), 1 naming the mismatching rows.
     """
-    if output_format not in ("text", "json"):
-        raise ReidError(f"{output_format!r} is not text or json", where="--format")
+    spec = spec or spec_option
     loaded = load_spec(spec) if spec is not None else None
     model_spec = _model_spec(
         loaded.model if loaded else ModelSpec(),
@@ -136,16 +150,16 @@ def inspect_command(
         size = parse_input_size(input_size)
     else:
         size = (3, loaded.data.height, loaded.data.width) if loaded else (3, 128, 128)
-    if num_classes is None and loaded and loaded.data.dataset in ("synthetic", "folder") and loaded.data.train_ids:
-        num_classes = min(loaded.data.train_ids, loaded.data.limit_ids or loaded.data.train_ids)
+    if num_classes is None and loaded and head_spec.type != "none":
+        num_classes = _training_identities(loaded.data)
     if head_spec.type != "none" and num_classes is None:
         raise ReidError(f"head {head_spec.type!r} needs a class count", where="--head", fix="add --num-classes N (training identities) or use --head none")
     model = build_model(model_spec, head_spec, num_classes, size)
     show_table = params or not flops
     result = _inspect(model, model_spec, size, show_table, flops, check)
     result["config"] = {"model": model_spec.model_dump(mode="json"), "head": head_spec.model_dump(mode="json"), "num_classes": num_classes, "input_size": list(size)}
-    if output_format == "json":
-        typer.echo(json.dumps(result, indent=2))
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(result, indent=2))  # keys in table order (stages), not sorted
     else:
         _print_text(result)
     mismatches = result.get("check", {}).get("mismatches")
@@ -203,14 +217,14 @@ def _print_text(result: dict) -> None:
         p = result["pooling"]
         fh, fw = p["feature_size"]
         out.print(
-            f"Q2 pooling: final feature map {fh}x{fw} → {p['layer']} kernel {p['kernel'][0]}x{p['kernel'][1]}, "
+            f"global pooling: final feature map {fh}x{fw} → {p['layer']} kernel {p['kernel'][0]}x{p['kernel'][1]}, "
             f"stride {p['stride'][0]} → {p['output_size'][0]}x{p['output_size'][1]} "
             "(the kernel covers the whole map: one window, so the stride does not change the result)",
             soft_wrap=True,
         )
         b = result["first_block"]
         if b:
-            out.print(f"Q4 first residual block ({b['block']}: {b['rows'][0]} … {b['rows'][-1]}): {b['params']:,} parameters")
+            out.print(f"first residual block ({b['block']}: {b['rows'][0]} … {b['rows'][-1]}): {b['params']:,} parameters")
         if not chk["compared"]:
             out.print(f"documented table: not compared — configuration differs ({'; '.join(chk['differences'])}); add --check to compare anyway", soft_wrap=True)
         elif not mismatches:

@@ -6,7 +6,7 @@ Modules: :mod:`~reid.data.formats` (on-disk layouts, ``DATASETS``),
 query / gallery rules), :mod:`~reid.data.imageset` (decoding, memory cache or streaming),
 :mod:`~reid.data.build` (:func:`build_data`), :mod:`~reid.data.sampler` (PK and random
 batches), :mod:`~reid.data.transforms` (augmentation), :mod:`~reid.data.loaders`
-(``TrainLoader``, ``eval_batches``), :mod:`~reid.data.describe` (counts, Q6 / Q10),
+(``TrainLoader``, ``eval_batches``), :mod:`~reid.data.describe` (typed counts, classifier size, triplet count),
 :mod:`~reid.data.baseline` (histogram nearest neighbour).
 """
 

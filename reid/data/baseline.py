@@ -48,7 +48,7 @@ def run_baseline(data: ReidData, max_rank: int = 50) -> dict:
     """
     from reid.metrics import evaluate
 
-    protocol = data.describe()["protocol"]
+    protocol = data.describe().protocol
     q = stripe_histograms(data.query.all_images())
     g = q if data.same_set else stripe_histograms(data.gallery.all_images())
     result = evaluate(

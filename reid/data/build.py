@@ -1,14 +1,14 @@
 """From a :class:`~reid.spec.DataSpec` to train / query / gallery :class:`ImageSet` s.
 
 :func:`prepare_splits` parses the dataset (no decoding) and applies the spec's rules:
-``limit_ids`` (first N training identities), ``query_rule = "leave_one_out"`` (query and
-gallery become one validation set) and relabelling of training pids to 0..C-1.
+``limit_ids`` (first N training identities) and ``query_rule`` (see :func:`merges_query_gallery`);
+:func:`build_data` relabels training pids to 0..C-1.
 :func:`build_data` then decodes (or prepares streaming of) every split.
 
 Example:
     >>> from reid.spec import DataSpec
     >>> import tempfile
-    >>> data = build_data(DataSpec(identities=6, images_per_identity=3, train_ids=4, height=32, width=32),
+    >>> data = build_data(DataSpec(identities=6, images_per_identity=3, train_fraction=0.67, height=32, width=32),
     ...                   cache_dir=tempfile.mkdtemp())
     >>> data.num_classes, len(data.train), data.train.images.shape[1:]
     (4, 12, torch.Size([3, 32, 32]))
@@ -16,15 +16,18 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reid.data.describe import describe_splits
+from reid.data.describe import DatasetInfo, describe_splits
 from reid.data.formats import DATASETS, Sample, Splits
-from reid.data.imageset import ImageSet
+from reid.data.imageset import ImageSet, Progress, no_progress
 from reid.errors import ReidError
 from reid.spec import DataSpec
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -32,18 +35,50 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("REID_CACHE") or Path.home() / ".cache" / "reid").expanduser()
 
 
+def merges_query_gallery(query_rule: str, own_split: bool) -> bool:
+    """Whether validation becomes one leave-one-out set (query = gallery).
+
+    A dataset with its own query / gallery (``own_split``: Market-1501, DukeMTMC-reID,
+    CUHK03-NP, MSMT17, most formats of your own) keeps it unless the spec asks for
+    ``"leave_one_out_merged"`` by name: a spec written for the synthetic set (``leave_one_out``)
+    cannot silently change a real benchmark's protocol. For datasets whose query / gallery
+    the format made (``folder``, ``synthetic``), ``leave_one_out`` and ``leave_one_out_merged``
+    both merge; ``auto`` and ``per_camera`` keep one query per identity and camera.
+
+    Example:
+        >>> merges_query_gallery("leave_one_out", own_split=True), merges_query_gallery("leave_one_out", own_split=False)
+        (False, True)
+        >>> merges_query_gallery("leave_one_out_merged", own_split=True), merges_query_gallery("auto", own_split=False)
+        (True, False)
+    """
+    if own_split:
+        return query_rule == "leave_one_out_merged"
+    return query_rule in ("leave_one_out", "leave_one_out_merged")
+
+
 def prepare_splits(spec: DataSpec, cache_dir: str | Path | None = None) -> Splits:
     """Parse the dataset ``spec`` names and apply ``limit_ids`` and ``query_rule`` (pids not yet relabelled).
 
-    For datasets with a fixed split, ``per_camera`` keeps the dataset's own query / gallery
-    and ``leave_one_out`` merges them into one set (distractors, pid 0, then become
-    queries without a match, which evaluation skips and counts).
+    The query / gallery rule is :func:`merges_query_gallery`. When a dataset's own split is
+    merged (distractors, pid 0, then become queries without a match, which evaluation skips and
+    counts), or a ``leave_one_out`` spec meets a dataset that keeps its own split, a warning
+    (logger ``reid.data.build``) names the protocol that applies.
     """
     splits = DATASETS.get(spec.dataset)(spec, Path(cache_dir) if cache_dir is not None else default_cache_dir())
     if spec.limit_ids is not None:
         keep = set(sorted({s.pid for s in splits.train})[: spec.limit_ids])
         splits = replace(splits, train=[s for s in splits.train if s.pid in keep])
-    if spec.query_rule == "leave_one_out":
+    if splits.own_split and spec.query_rule == "leave_one_out":
+        log.warning("reid: data.query_rule = \"leave_one_out\" applies to datasets without their own split; %s keeps "
+                    "its own query / gallery (protocol market: same-camera matches of the same identity ignored). "
+                    "To merge them into one leave-one-out set, set data.query_rule = \"leave_one_out_merged\"",
+                    splits.name)
+    if merges_query_gallery(spec.query_rule, splits.own_split):
+        if splits.own_split:
+            log.warning("reid: WARNING: data.query_rule = \"leave_one_out_merged\" merges %s's own query / gallery "
+                        "split into one leave-one-out set: the protocol changes from market to all (same-camera "
+                        "matches count), so scores are not comparable with the dataset's published protocol",
+                        splits.name)
         merged = sorted(splits.query + splits.gallery, key=lambda s: (s.pid, s.path))
         splits = replace(splits, query=merged, gallery=merged, same_set=True)
     if not splits.train:
@@ -68,7 +103,7 @@ class ReidData:
         train, query, gallery: :class:`ImageSet` s (train pids relabelled 0..C-1).
         same_set: query and gallery are the same set (leave-one-out): each query must be
             excluded from its own gallery.
-        num_classes: training identities (the classifier's output size, Q6).
+        num_classes: training identities (the classifier's output size).
         splits: the parsed samples (original pids) and skip counts.
     """
 
@@ -80,28 +115,28 @@ class ReidData:
     num_classes: int
     splits: Splits
 
-    def describe(self) -> dict:
-        """Counts per split, num_classes (Q6), triplets (Q10), protocol hint, skipped and converted images."""
-        info = describe_splits(self.splits)
-        sets = {"train": self.train, "query": self.query} if self.same_set else {"train": self.train, "query": self.query, "gallery": self.gallery}
-        info["converted_images"] = sum(s.converted for s in sets.values())
-        info["cache"] = self.train.cache
-        return info
+    def describe(self) -> DatasetInfo:
+        """Counts per split, classifier size, triplet count, protocol hint, skipped and converted images."""
+        sets = [self.train, self.query] if self.same_set else [self.train, self.query, self.gallery]
+        return replace(describe_splits(self.splits), converted_images=sum(s.converted for s in sets),
+                       cache=self.train.cache)
 
 
-def build_data(spec: DataSpec, cache_dir: str | Path | None = None) -> ReidData:
+def build_data(spec: DataSpec, cache_dir: str | Path | None = None, progress: Progress = no_progress) -> ReidData:
     """Parse, split, relabel and load the dataset ``spec`` describes.
 
     Args:
         spec: the ``[data]`` table.
         cache_dir: where generated data (synthetic) is cached; default :func:`default_cache_dir`.
+        progress: told how decoding advances, per split (:data:`reid.data.imageset.Progress`).
 
     Raises:
         ReidError: missing or malformed dataset, bad images, impossible split.
     """
     splits = prepare_splits(spec, cache_dir)
     labels, mapping = relabel(splits.train)
-    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir)
+    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir,
+                progress=progress)
     train = ImageSet(splits.train, pids=labels, **args)
     query = ImageSet(splits.query, **args)
     gallery = query if splits.same_set else ImageSet(splits.gallery, **args)
@@ -144,7 +179,7 @@ def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str 
 
         root = require_root(spec)
         samples, _ = scan_folder_identities(root, spec.camera_regex)
-        if spec.query_rule == "leave_one_out":
+        if merges_query_gallery(spec.query_rule, own_split=False):
             query_samples, gallery_samples, same_set = samples, samples, True
         else:
             query_samples, gallery_samples = query_gallery_split(samples, spec.split_seed)

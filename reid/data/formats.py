@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from reid.errors import ReidError
-from reid.registry import Registry
+from reid.registry import DATASETS
 from reid.spec import DataSpec
 
 #: File extensions read as images (case-insensitive); anything else is skipped and counted.
@@ -50,6 +50,9 @@ class Splits:
 
     ``same_set`` means query and gallery are one set (leave-one-out validation).
     ``skipped`` counts what was left out, by reason (e.g. ``"junk (pid -1)"``).
+    ``own_split`` means query and gallery are the dataset's own (Market-1501 …), kept unless
+    ``data.query_rule = "leave_one_out_merged"``; ``False`` where the format made them from
+    ``data.query_rule`` (folder, synthetic), which ``leave_one_out`` may then merge.
     """
 
     name: str
@@ -59,10 +62,10 @@ class Splits:
     gallery: list[Sample]
     same_set: bool = False
     skipped: Counter = field(default_factory=Counter)
+    own_split: bool = True
 
 
 DatasetFactory = Callable[[DataSpec, Path], Splits]
-DATASETS: Registry[DatasetFactory] = Registry("dataset")
 
 
 def market_name_labels(name: str) -> tuple[int, int] | None:
@@ -335,7 +338,8 @@ def query_gallery_split(samples: list[Sample], seed: int) -> tuple[list[Sample],
 @DATASETS.register("folder")
 def folder(spec: DataSpec, cache_dir: Path) -> Splits:
     """Folder per identity (``root/<identity>/<image>``), split by identity with ``data.train_ids`` /
-    ``data.train_fraction`` and ``data.split_seed``; validation query / gallery by ``data.query_rule``."""
+    ``data.train_fraction`` (default 0.8) and ``data.split_seed``; validation query / gallery one image
+    per identity and camera (``data.query_rule`` may then merge them: see :func:`reid.data.build.prepare_splits`)."""
     from reid.data.split import split_identities
 
     root = require_root(spec)
@@ -344,7 +348,7 @@ def folder(spec: DataSpec, cache_dir: Path) -> Splits:
     train_set = set(train_pids)
     train = [s for s in samples if s.pid in train_set]
     query, gallery = query_gallery_split([s for s in samples if s.pid not in train_set], spec.split_seed)
-    return Splits("folder", root, train, query, gallery, skipped=skipped)
+    return Splits("folder", root, train, query, gallery, skipped=skipped, own_split=False)
 
 
 @DATASETS.register("synthetic")
@@ -358,7 +362,7 @@ def synthetic(spec: DataSpec, cache_dir: Path) -> Splits:
     from reid.data.synthetic import SynthParams, write_market_layout
 
     params = SynthParams(spec.identities, spec.images_per_identity, spec.cameras, spec.synth_seed, (spec.height, spec.width))
-    split = f"f{spec.train_fraction}" if spec.train_fraction is not None else f"t{spec.train_ids}"
+    split = f"t{spec.train_ids}" if spec.train_ids is not None else f"f{spec.train_fraction}"
     target = Path(cache_dir) / "synthetic" / f"{params.key()}-{split}-ss{spec.split_seed}"
     if not target.is_dir():
         try:
@@ -366,7 +370,7 @@ def synthetic(spec: DataSpec, cache_dir: Path) -> Splits:
         except (OSError, ReidError) as e:
             if not target.is_dir():  # another process (e.g. another rank) may have renamed its copy into place first
                 raise ReidError(f"cannot write the synthetic dataset cache ({e})", where=str(target), fix="set $REID_CACHE to a writable folder") from None
-    return parse_market_layout(target, "synthetic", "Market-1501")
+    return replace(parse_market_layout(target, "synthetic", "Market-1501"), own_split=False)
 
 
 def detect_format(root: Path) -> str:

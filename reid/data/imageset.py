@@ -17,6 +17,10 @@ files raise :class:`ReidError` naming the file; grayscale, palette, RGBA (alpha 
 CMYK and 16-bit / 32-bit / float images are converted to 8-bit RGB and counted
 (``ImageSet.converted``, also remembered by the cache file).
 
+Progress: decoding reports to an optional :data:`Progress` factory, ``progress(label, total)``
+→ a context manager yielding ``advance(n)``; the CLI passes a rich bar
+(:func:`reid.cli.progress.progress_bar`), so this layer prints nothing itself.
+
 Example:
     >>> import tempfile, pathlib
     >>> from PIL import Image
@@ -34,11 +38,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +54,16 @@ from reid.data.formats import Sample
 from reid.errors import ReidError
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], ContextManager[Callable[[int], None]]]
+"""``progress(label, total)`` → a context manager yielding ``advance(n)`` (e.g. a progress bar)."""
+
+
+@contextlib.contextmanager
+def no_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """The :data:`Progress` that shows nothing."""
+    yield lambda n: None
+
 
 #: "auto" cache mode keeps a split in RAM when its decoded pixels take less than this.
 AUTO_MEMORY_BYTES = 2 * 1024**3
@@ -160,6 +175,7 @@ class ImageSet:
         pids: optional replacement pids (e.g. relabelled training ids).
         cache_dir: root of the decoded-image cache (default
             :func:`reid.data.build.default_cache_dir`, i.e. ``$REID_CACHE``).
+        progress: told how decoding advances (see :data:`Progress`); nothing is shown by default.
     """
 
     def __init__(
@@ -171,8 +187,10 @@ class ImageSet:
         workers: int = 0,
         pids: Sequence[int] | None = None,
         cache_dir: str | Path | None = None,
+        progress: Progress = no_progress,
     ):
         self.paths = [s.path for s in samples]
+        self._progress = progress
         self.pids = torch.tensor(list(pids) if pids is not None else [s.pid for s in samples], dtype=torch.long)
         self.camids = torch.tensor([s.camid for s in samples], dtype=torch.long)
         self.height, self.width, self.workers = height, width, workers
@@ -225,10 +243,11 @@ class ImageSet:
         """Decode every image into ``out`` (N×3×H×W uint8) and return how many were converted."""
         converted = 0
         threads = min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(threads) as pool, self._progress(f"decoding {len(self.paths)} images", len(self.paths)) as advance:
             for i, (arr, conv) in enumerate(pool.map(lambda p: decode_image(p, self.height, self.width), self.paths)):
                 out[i] = arr.transpose(2, 0, 1)
                 converted += conv
+                advance(1)
         return converted
 
     def __len__(self) -> int:

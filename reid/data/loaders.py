@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from reid.data.imageset import ImageSet
-from reid.data.sampler import PKSampler, RandomBatchSampler
 from reid.data.transforms import augment_batch, normalize, to_device
+from reid.registry import SAMPLERS
 from reid.spec import AugmentSpec, SamplerSpec
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class TrainLoader:
 
     Args:
         imageset: the training :class:`ImageSet` (pids relabelled 0..C-1).
-        sampler_spec: ``pk`` (P×K batches, see :mod:`reid.data.sampler` for the epoch) or ``random``.
+        sampler_spec: a name in :data:`reid.registry.SAMPLERS`: ``pk`` (P×K batches, see
+            :mod:`reid.data.sampler` for the epoch), ``random``, or one of your own.
         augment: the augmentation settings.
         seed: run seed; with the epoch and rank it fixes every batch and every augmentation.
         rank, world_size: this process and the number of processes (distributed training).
@@ -100,10 +101,7 @@ class TrainLoader:
                 log.warning("reid: the %.2f GiB of decoded training images do not fit in the %.2f GiB free on %s"
                             " (%.0f%% kept for the model); they stay in host memory and batches are copied"
                             " from pinned memory", nbytes / 1024**3, free / 1024**3, self.device, DEVICE_RESERVE * 100)
-        if sampler_spec.type == "pk":
-            self.sampler = PKSampler(imageset.pids.tolist(), sampler_spec.p, sampler_spec.k, seed, rank, world_size)
-        else:
-            self.sampler = RandomBatchSampler(len(imageset), sampler_spec.batch_size, seed, rank, world_size)
+        self.sampler = SAMPLERS.get(sampler_spec.type)(imageset.pids.tolist(), sampler_spec, seed, rank, world_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -1,7 +1,10 @@
 """Batch samplers: identity-balanced P×K batches and plain random batches, sharded by rank.
 
 Both are iterables of index lists, deterministic in (seed, epoch, rank): call
-:meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
+:meth:`set_epoch` before each epoch (as with ``DistributedSampler``). They are registered
+in :data:`reid.registry.SAMPLERS` as ``pk`` and ``random`` (``sampler.type``); a sampler of
+your own is a factory ``(pids, spec, seed, rank, world_size) -> sampler`` registered there,
+returning any object with ``set_epoch``, ``__len__`` and ``__iter__`` over index lists.
 
 **PK epoch** (:class:`PKSampler`). Identities are shuffled per epoch and dealt to the
 ranks round-robin, so ranks hold disjoint identities. An epoch is ``passes`` passes over
@@ -32,11 +35,15 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
 from reid.errors import ReidError
+from reid.registry import SAMPLERS
+
+if TYPE_CHECKING:
+    from reid.spec import SamplerSpec
 
 
 def _rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
@@ -141,3 +148,15 @@ class RandomBatchSampler:
         mine = padded[self.rank :: self.world_size]
         for b in range(len(self)):
             yield [int(i) for i in mine[b * self.batch_size : (b + 1) * self.batch_size]]
+
+
+@SAMPLERS.register("pk")
+def pk_sampler(pids: Sequence[int], spec: SamplerSpec, seed: int, rank: int, world_size: int) -> PKSampler:
+    """``sampler.type = "pk"``: :class:`PKSampler` with ``sampler.p`` × ``sampler.k``."""
+    return PKSampler(pids, spec.p, spec.k, seed, rank, world_size)
+
+
+@SAMPLERS.register("random")
+def random_sampler(pids: Sequence[int], spec: SamplerSpec, seed: int, rank: int, world_size: int) -> RandomBatchSampler:
+    """``sampler.type = "random"``: :class:`RandomBatchSampler` with ``sampler.batch_size``."""
+    return RandomBatchSampler(len(pids), spec.batch_size, seed, rank, world_size)

@@ -3,8 +3,8 @@
 Used by datasets without a fixed split (``folder``, ``synthetic``):
 
 - :func:`split_identities` puts whole identities into train or validation, by count
-  (``train_ids``) or fraction (``train_fraction``, which wins when set), shuffled with
-  ``split_seed``;
+  (``train_ids``, which wins when set) or fraction (``train_fraction``, 0.8 by default, so
+  a folder of any size splits with no settings), shuffled with ``split_seed``;
 - :func:`per_camera_query` picks, per identity, one image per camera as query (the rest
   are gallery); the ``leave_one_out`` rule needs no picking: the validation images form
   one set in which every image queries all the others.
@@ -31,29 +31,43 @@ def split_identities(
 ) -> tuple[list[int], list[int]]:
     """Split identities into (train, validation), both sorted.
 
-    ``train_fraction`` (rounded, at least 1) takes priority over ``train_ids``; at least one
-    identity must be left for validation.
+    ``train_ids`` takes priority over ``train_fraction`` (rounded, at least 1, and at most
+    ``n - 1`` so that a fraction always leaves a validation identity); a count must leave at
+    least one identity for validation.
+
+    Example:
+        >>> len(split_identities(range(62), train_ids=None, train_fraction=0.8, seed=0)[0])
+        50
     """
     pids = sorted(set(pids))
     n = len(pids)
-    if train_fraction is not None:
-        n_train = max(1, round(train_fraction * n))
-        asked = f"data.train_fraction={train_fraction}"
-    elif train_ids is not None:
-        n_train = train_ids
-        asked = f"data.train_ids={train_ids}"
-    else:
-        raise ReidError("no identity split given", where="data", fix="set data.train_ids or data.train_fraction")
+    n_train = training_identity_count(n, train_ids, train_fraction)
+    asked = f"data.train_ids={train_ids}" if train_ids is not None else f"data.train_fraction={train_fraction}"
     if n_train >= n:
         raise ReidError(
             f"{asked} leaves no validation identities: the dataset has only {n} identities",
             where=asked,
-            fix=f"use at most {n - 1} training identities (or set data.train_fraction, e.g. 0.8)",
+            fix=f"use at most {n - 1} training identities (or remove data.train_ids: data.train_fraction, 0.8 by "
+            "default, then splits any number of identities)",
         )
     order = np.random.default_rng(seed).permutation(n)
     train = sorted(pids[i] for i in order[:n_train])
     val = sorted(pids[i] for i in order[n_train:])
     return train, val
+
+
+def training_identity_count(n: int, train_ids: int | None, train_fraction: float | None) -> int:
+    """How many of ``n`` identities :func:`split_identities` puts into training (before checking that some are left).
+
+    Example:
+        >>> training_identity_count(279, 230, 0.8), training_identity_count(279, None, 0.8), training_identity_count(2, None, 0.9)
+        (230, 223, 1)
+    """
+    if train_ids is not None:
+        return train_ids
+    if train_fraction is None:
+        raise ReidError("no identity split given", where="data", fix="set data.train_ids or data.train_fraction")
+    return min(max(1, round(train_fraction * n)), max(1, n - 1))
 
 
 def per_camera_query(items: Sequence[tuple[Hashable, int]], seed: int) -> list[Hashable]:

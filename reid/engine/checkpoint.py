@@ -141,23 +141,29 @@ def model_checkpoint(description: dict[str, Any], model: torch.nn.Module, best: 
     return {**description, "model": unwrap(model).state_dict(), "best": best}
 
 
-def training_checkpoint(description: dict[str, Any], trainer, best: dict) -> dict[str, Any]:
+def training_checkpoint(description: dict[str, Any], trainer, best: dict, cuda_rng: list | None = None) -> dict[str, Any]:
     """Everything needed to continue a run exactly (``last.pt``): the model checkpoint plus optimiser,
-    schedule, scaler, RNG states and position."""
+    schedule, scaler, RNG states and position.
+
+    ``cuda_rng`` holds, per rank, the CUDA RNG state of that rank's GPU (see
+    :class:`reid.engine.hooks.RngStateHook`); each rank restores its own.
+    """
     state = model_checkpoint(description, trainer.model, best)
     state.update(optimizer=trainer.optimizer.state_dict(), schedule=trainer.schedule.state_dict(),
                  epoch=trainer.state.epoch, iter_in_epoch=trainer.state.iter_in_epoch,
                  global_step=trainer.state.global_step, rng_cpu=torch.get_rng_state())
-    if torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    if cuda_rng is not None:
+        state["rng_cuda_ranks"] = cuda_rng
     if trainer.runtime.scaler is not None:
         state["scaler"] = trainer.runtime.scaler.state_dict()
     return state
 
 
-def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, schedule, runtime) -> tuple[tuple[int, int, int], dict]:
+def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, schedule, runtime,
+                     rank: int = 0) -> tuple[tuple[int, int, int], dict]:
     """Load :func:`training_checkpoint`'s state into freshly built objects; returns the position
-    ``(epoch, iter_in_epoch, global_step)`` and the best metrics.
+    ``(epoch, iter_in_epoch, global_step)`` and the best metrics. Rank ``rank`` restores its own CUDA RNG
+    state onto its own device (``runtime.device``).
 
     Load ``ckpt`` with ``map_location="cpu"``: RNG states must stay CPU byte tensors, and
     ``load_state_dict`` moves weights and optimiser state to their parameters' device.
@@ -166,7 +172,10 @@ def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, sc
     optimizer.load_state_dict(ckpt["optimizer"])
     schedule.load_state_dict(ckpt["schedule"])
     torch.set_rng_state(ckpt["rng_cpu"].cpu())
-    if "rng_cuda" in ckpt and torch.cuda.is_available():
+    per_rank = ckpt.get("rng_cuda_ranks") or []
+    if runtime.device.type == "cuda" and rank < len(per_rank) and per_rank[rank] is not None:
+        torch.cuda.set_rng_state(per_rank[rank].cpu(), device=runtime.device)
+    elif "rng_cuda" in ckpt and torch.cuda.is_available():  # reid 0.1: rank 0's states of every visible GPU
         torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng_cuda"]])
     if "scaler" in ckpt and runtime.scaler is not None:
         runtime.scaler.load_state_dict(ckpt["scaler"])

@@ -102,6 +102,15 @@ def gather_rows(local: torch.Tensor, n: int, ctx: DistContext) -> torch.Tensor:
     return torch.cat(_all_gather(local, ctx))[:n]
 
 
+def gather_objects(obj, ctx: DistContext) -> list:
+    """Every rank's picklable ``obj`` in rank order, on every rank (``[obj]`` for one process)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op for one process)."""
     if ctx.enabled:

@@ -17,15 +17,17 @@ import torch
 from rich.console import Console
 
 from reid.data import build_data
+from reid.data.describe import DatasetInfo
 from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_checkpoint, model_description, restore_training
 from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
                                      mining_gather)
 from reid.engine.evaluation import evaluate_model
-from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
+from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
 from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.rundir import RunDir, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
+from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
 from reid.evaluation import EvalResult, resolve_protocol
@@ -100,7 +102,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
 
     state, best = TrainState(), {}
     if resume and run.last_checkpoint.is_file():
-        position, best = restore_training(load_checkpoint(run.last_checkpoint), model, optimizer, schedule, runtime)
+        position, best = restore_training(load_checkpoint(run.last_checkpoint), model, optimizer, schedule, runtime,
+                                          rank=ctx.rank)
         state = TrainState(*position)
         if ctx.is_main:
             run.truncate_metrics(state.global_step)
@@ -117,10 +120,11 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
         return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
     progress = ProgressHook(console, plain=plain)
-    hooks = [EvalHook(evaluate, spec.eval.every)]
+    rng = RngStateHook(ctx, runtime.device)  # every rank: each resumes with its own CUDA RNG state
+    hooks = [EvalHook(evaluate, spec.eval.every), rng]
     if ctx.is_main:
         hooks += [MetricsHook(run, spec.runtime.log_every),
-                  CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best),
+                  CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng),
                   progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
@@ -130,7 +134,10 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
         console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
                       f"{' · channels_last' if runtime.channels_last else ''}"
                       f"{f' · {ctx.world_size} processes' if ctx.enabled else ''} · "
-                      f"{data.num_classes} training identities · {trainer.steps_per_epoch} iterations/epoch")
+                      f"{data.num_classes} training identities · {trainer.steps_per_epoch} iterations/epoch · evaluation: "
+                      f"protocol {resolve_protocol(spec.eval.protocol, data.same_set, torch.cat([data.query.camids, data.gallery.camids]))} "
+                      + (f"(leave-one-out over {len(data.query)} images)" if data.same_set
+                         else f"({len(data.query)} queries, {len(data.gallery)} gallery)"))
     try:
         trainer.train()
     except TrainingInterrupted as e:
@@ -146,7 +153,7 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
                         session_seconds=time.time() - started)
     run.write_summary(summary)
     cleanup(ctx)
-    return summary
+    return summary.to_json()
 
 
 def per_rank_sampler(spec: SamplerSpec, ctx: DistContext) -> SamplerSpec:
@@ -186,27 +193,21 @@ def wrap_for_training(model: torch.nn.Module, spec: Spec, ctx: DistContext, runt
     return torch.compile(train_model) if spec.runtime.compile else train_model
 
 
-def summarise(run: RunDir, spec: Spec, device: dict, dataset: dict, model: torch.nn.Module, protocol: str,
-              session_seconds: float) -> dict:
+def summarise(run: RunDir, spec: Spec, device: dict, dataset: DatasetInfo, model: torch.nn.Module, protocol: str,
+              session_seconds: float) -> RunSummary:
     """Final and best metrics, wall time, device, dataset, model size and library versions."""
     epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
-    evaluated = [r for r in epochs if "rank1" in r]
-    keys = [f"rank{r}" for r in spec.eval.ranks] + ["mAP", "mINP", "val_loss", "num_valid", "num_skipped"]
-    final = {k: evaluated[-1][k] for k in keys + ["epoch"]} if evaluated else {}
-    best = max(evaluated, key=lambda r: r["rank1"]) if evaluated else {}
-    return {
-        "name": spec.name,
-        "run_dir": str(run.path),
-        "epochs": len(epochs),
-        "final": final,
-        "best": {k: best[k] for k in ["epoch"] + keys} if best else {},
-        "wall_seconds": round(sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in epochs), 2),
-        "last_session_seconds": round(session_seconds, 2),
-        "mean_images_per_second": round(sum(r["images_per_second"] for r in epochs) / max(len(epochs), 1), 2),
-        "device": device,
-        "dataset": dataset,
-        "evaluation": {"protocol": protocol, "distance": spec.eval.distance, "normalize": spec.eval.normalize,
-                       "flip": spec.eval.flip, "max_rank": spec.eval.max_rank},
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "environment": environment(),
-    }
+    evaluated = [EpochMetrics.from_json(r) for r in epochs if "rank1" in r]
+    return RunSummary(
+        name=spec.name, run_dir=str(run.path), epochs=len(epochs),
+        final=evaluated[-1] if evaluated else None,
+        best=max(evaluated, key=lambda m: m.rank(1)) if evaluated else None,
+        wall_seconds=round(sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in epochs), 2),
+        last_session_seconds=round(session_seconds, 2),
+        mean_images_per_second=round(sum(r["images_per_second"] for r in epochs) / max(len(epochs), 1), 2),
+        device=DeviceInfo.from_json(device), dataset=dataset,
+        evaluation=EvalSettings(protocol=protocol, distance=spec.eval.distance, normalize=spec.eval.normalize,
+                                flip=spec.eval.flip, max_rank=spec.eval.max_rank),
+        parameters=sum(p.numel() for p in model.parameters()),
+        environment=Versions.from_json(environment()),
+    )

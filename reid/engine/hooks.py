@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from reid.engine.checkpoint import model_checkpoint, save_checkpoint, training_checkpoint
+from reid.engine.distributed import DistContext, gather_objects
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import Hook, Timer, Trainer
 from reid.evaluation import EvalResult
@@ -85,6 +86,33 @@ class MetricsHook(Hook):
         self.run.append_metrics(record)
 
 
+class RngStateHook(Hook):
+    """Collects every rank's CUDA RNG state (of its own GPU) at each epoch's end and on interrupt, so the
+    checkpoint that rank 0 writes lets each rank resume with its own. Runs on every rank, before
+    :class:`CheckpointHook`; on the CPU it collects nothing.
+
+    Attributes:
+        states: per rank, the RNG state of its device (``None`` for a CPU process).
+    """
+
+    def __init__(self, ctx: DistContext, device: torch.device):
+        self.ctx, self.device = ctx, device
+        self.states: list = []
+
+    def collect(self, trainer: Trainer) -> None:
+        """Gather the states (a collective: every rank calls it at the same point)."""
+        own = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        self.states = gather_objects(own, self.ctx)
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        """Collect before this epoch's checkpoint is written."""
+        self.collect(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Collect before the interrupt checkpoint is written."""
+        self.collect(trainer)
+
+
 class CheckpointHook(Hook):
     """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` on a new best Rank-1.
 
@@ -93,10 +121,12 @@ class CheckpointHook(Hook):
         every: epochs between ``last.pt`` saves.
         description: :func:`reid.engine.checkpoint.model_description` of the model (stored in every checkpoint).
         best: the best metrics so far (when resuming).
+        rng: the hook that collects every rank's CUDA RNG state (saved with the training state).
     """
 
-    def __init__(self, run: RunDir, every: int, description: dict, best: dict | None = None):
-        self.run, self.every, self.description = run, every, description
+    def __init__(self, run: RunDir, every: int, description: dict, best: dict | None = None,
+                 rng: RngStateHook | None = None):
+        self.run, self.every, self.description, self.rng = run, every, description, rng
         self.best = best or {}
 
     def after_epoch(self, trainer: Trainer) -> None:
@@ -106,11 +136,14 @@ class CheckpointHook(Hook):
             self.best = {k: record[k] for k in ("epoch", "rank1", "mAP", "mINP") if k in record}
             save_checkpoint(model_checkpoint(self.description, trainer.model, self.best), self.run.best_checkpoint)
         if trainer.state.epoch % self.every == 0 or trainer.state.epoch == trainer.epochs:
-            save_checkpoint(training_checkpoint(self.description, trainer, self.best), self.run.last_checkpoint)
+            save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)
+
+    def _cuda_rng(self) -> list | None:
+        return self.rng.states if self.rng is not None and any(s is not None for s in self.rng.states) else None
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """Save a mid-epoch resumable state."""
-        save_checkpoint(training_checkpoint(self.description, trainer, self.best), self.run.last_checkpoint)
+        save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)
 
 
 class ProgressHook(Hook):

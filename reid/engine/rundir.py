@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reid.engine.checkpoint import atomic_write_text
+from reid.engine.summary import RunSummary
 from reid.errors import ReidError
 
 SPEC_FILE = "spec.toml"
@@ -113,16 +114,20 @@ class RunDir:
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        """Write ``summary.json`` atomically; marks the run finished."""
-        atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    def write_summary(self, summary: RunSummary) -> None:
+        """Write ``summary.json`` atomically (:meth:`RunSummary.to_json`); marks the run finished."""
+        atomic_write_text(self.summary_path, json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n")
 
-    def read_summary(self) -> dict[str, Any]:
-        """The contents of ``summary.json``."""
+    def read_summary(self) -> RunSummary:
+        """The run's :class:`RunSummary`, read from ``summary.json``."""
         if not self.is_finished():
             raise ReidError("run has no summary.json (not finished)", where=str(self.path),
                             fix=f"finish it with `reid run --resume {self.path}`")
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        try:
+            return RunSummary.from_json(json.loads(self.summary_path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ReidError(f"summary.json cannot be read ({type(e).__name__}: {e})", where=str(self.summary_path),
+                            fix=f"re-run the experiment, or restore the file from a backup") from None
 
 
 def environment() -> dict[str, Any]:

@@ -3,12 +3,12 @@
 - :mod:`reid.model.blocks` — layer spec dataclasses and named layouts (``resnet18`` … ``resnet152``);
 - :mod:`reid.model.builder` — ``ResBlock`` (BasicBlock), ``Bottleneck`` and the one builder;
 - :mod:`reid.model.timm_backbone` — ``arch = "timm:<name>"``: a timm feature extractor + reid pooling;
-- :mod:`reid.model.pooling` — global pooling (avg / max / gem) and the Q2 / Q3 helpers;
+- :mod:`reid.model.pooling` — global pooling (avg / max / gem), its geometry, average pooling as a convolution;
 - :mod:`reid.model.heads` — ``none`` / ``classifier`` / ``bnneck`` heads;
 - :mod:`reid.model.network` — :class:`ReidModel` and :func:`build_model`;
 - :mod:`reid.model.pretrained` — ImageNet / run / file weights, with a load report;
 - :mod:`reid.model.download` — sha256-checked weight downloads with a progress bar;
-- :mod:`reid.model.summary` — torchsummary-style layer table, the documented-table check, Q4;
+- :mod:`reid.model.summary` — torchsummary-style layer table, the documented-table check, a block's parameters;
 - :mod:`reid.model.flops` — fvcore FLOP counts per stage.
 
 Example:

@@ -20,16 +20,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from reid.errors import ReidError
-from reid.registry import Registry
+from reid.registry import HEADS
 from reid.spec import HeadSpec
-
-HEADS: Registry[Callable[[HeadSpec, int, int | None], nn.Module]] = Registry("head")
 
 
 class EmbeddingHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Global pooling over the final feature map, and the two pooling questions (Q2, Q3).
+"""Global pooling over the final feature map: its geometry, and average pooling as an equivalent convolution.
 
 The pooling window is derived from the final feature-map size (itself derived from
 the input size by stride arithmetic), never typed in: for 3×128×128 input and last
@@ -14,19 +14,18 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reid.model.blocks import conv_output_size
-from reid.registry import Registry
+from reid.registry import POOLINGS
 
 
 @dataclass(frozen=True)
 class PoolingGeometry:
-    """Kernel and stride of the global pooling layer (Q2).
+    """Kernel and stride of the global pooling layer.
 
     The kernel covers the whole final feature map, so there is exactly one window and
     the stride does not change the result; it is 1, as in the documented answer.
@@ -62,9 +61,6 @@ class GeM(nn.Module):
         return F.avg_pool2d(x.clamp(min=self.eps).pow(self.p), x.shape[-2:]).pow(1.0 / self.p)
 
 
-POOLINGS: Registry[Callable[[PoolingGeometry], nn.Module]] = Registry("pooling")
-
-
 @POOLINGS.register("avg")
 def avg_pool(geometry: PoolingGeometry) -> nn.Module:
     """Average pooling with a kernel the size of the final feature map."""
@@ -84,7 +80,7 @@ def gem_pool(geometry: PoolingGeometry) -> nn.Module:
 
 
 def avgpool_as_conv(pool: nn.AvgPool2d, channels: int) -> nn.Conv2d:
-    """A convolution that computes exactly what ``pool`` computes (Q3).
+    """A convolution that computes exactly what ``pool`` computes.
 
     Choice: a depthwise convolution (``groups = channels``), bias off, every weight
     ``1 / (kh·kw)``, same kernel, stride and padding as the pool. Each output channel
@@ -109,7 +105,7 @@ def avgpool_as_conv(pool: nn.AvgPool2d, channels: int) -> nn.Conv2d:
 
 @dataclass(frozen=True)
 class PoolConvEquivalence:
-    """Result of comparing AvgPool2d with its convolution replacement (Q3)."""
+    """Result of comparing AvgPool2d with its convolution replacement."""
 
     kernel: tuple[int, int]
     stride: tuple[int, int]

@@ -1,4 +1,4 @@
-"""A torchsummary-style layer table, its check against the documented table, and Q4.
+"""A torchsummary-style layer table, its check against the documented table, and one block's parameters.
 
 Rows come from forward hooks on every leaf module, every residual block (``ResBlock``,
 ``Bottleneck``) and the pooling layer, in calling order, named ``<Class>-<index>``
@@ -93,7 +93,7 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class BlockSummary:
-    """The rows and parameter total of one residual block (Q4)."""
+    """The rows and parameter total of one residual block."""
 
     block: str
     rows: list[LayerRow]
@@ -223,7 +223,7 @@ def differences_from_documented(model: ModelSpec, input_size: tuple[int, int, in
 
 
 def first_block(rows: list[LayerRow]) -> BlockSummary | None:
-    """Q4: the rows of the first residual block (``layer1.0``, its own block row excluded) and their parameter total.
+    """The rows of the first residual block (``layer1.0``, its own block row excluded) and their parameter total.
 
     None for a backbone without a block-spec ``layer1.0`` (a timm one).
     """

@@ -109,3 +109,37 @@ def pca_2d(features: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:
     total = float(var.sum()) or 1.0
     explained = (float(var[0]) / total, float(var[1]) / total if len(var) > 1 else 0.0)
     return (x @ comps.T).float(), explained
+
+
+@dataclass(frozen=True)
+class CameraScore:
+    """Rank-1 of the queries taken by one camera.
+
+    Attributes:
+        camera: the query camera.
+        queries: queries from it.
+        valid: those with a true match left in the gallery (the others are skipped).
+        rank1: share of valid queries whose nearest gallery entry is a true match (None without a valid one).
+    """
+
+    camera: int
+    queries: int
+    valid: int
+    rank1: float | None
+
+
+def rank1_by_camera(val: Validation, distance: str, normalize: bool) -> list[CameraScore]:
+    """Rank-1 per query camera, ranked by :func:`reid.evaluation.top_k` under the run's protocol (the whole
+    remaining gallery per query, so a query without a true match is told apart from a miss)."""
+    q, g = val.query, val.gallery
+    n = len(g.pids) - int(val.same_set)
+    lists = top_k(q.features, g.features, max(n, 1), metric=distance, normalize=normalize, q_pids=q.pids,
+                  g_pids=g.pids, q_camids=q.camids, g_camids=g.camids, protocol=val.protocol,
+                  exclude=torch.arange(len(q.pids)) if val.same_set else None)
+    out = []
+    for cam in sorted(set(q.camids.tolist())):
+        mine = [r for r in lists if int(q.camids[r.query]) == cam]
+        valid = [r for r in mine if r.correct and any(r.correct)]
+        out.append(CameraScore(cam, len(mine), len(valid),
+                               sum(r.correct[0] for r in valid) / len(valid) if valid else None))
+    return out

@@ -1,26 +1,23 @@
-"""Run directories as the report reads them: spec, metrics, summary, and the question each answers.
-
-A run answers Q8 when it trains with the ID loss only (a classifier head, ``triplet_weight = 0``)
-and Q11 when it trains with the triplet loss only (``id_weight = 0``); a run that mixes both is
-assigned by its name (``q8`` / ``q11``) or only compared.
+"""Run directories as reports read them: spec, metrics log, typed summary; provenance lines.
 
 Example::
 
-    run = load_run("runs/q8")
-    run.question, run.summary["final"]["rank1"], run.evaluated[-1]["mAP"]
+    run = load_run("runs/quickstart")
+    run.summary.final.rank(1), run.evaluated[-1]["mAP"]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+from reid.data.describe import DatasetInfo
 from reid.engine.rundir import RunDir
+from reid.engine.summary import RunSummary
 from reid.errors import ReidError
+from reid.report.seed_groups import finished_runs
 from reid.spec import DataSpec, Spec, load_spec_text
-
-#: question → the command that produces its run
-RUN_COMMANDS = {"q8": "reid run specs/q8.toml", "q11": "reid run specs/q11.toml"}
 
 
 @dataclass
@@ -32,14 +29,14 @@ class Run:
         spec: the resolved spec (``spec.toml``).
         iters: ``iter`` records of ``metrics.jsonl`` in order.
         epochs: ``epoch`` records in order.
-        summary: ``summary.json``.
+        summary: the typed ``summary.json``.
     """
 
     path: Path
     spec: Spec
     iters: list[dict]
     epochs: list[dict]
-    summary: dict
+    summary: RunSummary
 
     @property
     def name(self) -> str:
@@ -48,32 +45,18 @@ class Run:
 
     @property
     def evaluated(self) -> list[dict]:
-        """Epoch records that carry evaluation metrics."""
+        """Epoch records (``metrics.jsonl``) that carry evaluation metrics."""
         return [r for r in self.epochs if "rank1" in r]
 
     @property
     def rank_keys(self) -> list[str]:
-        """``rank1``, ``rank5`` … for the spec's ``eval.ranks``."""
+        """``rank1``, ``rank5`` … for the spec's ``eval.ranks`` (keys of the epoch records)."""
         return [f"rank{r}" for r in self.spec.eval.ranks]
-
-    @property
-    def question(self) -> str | None:
-        """``"q8"``, ``"q11"`` or None (see the module docstring)."""
-        return question_of(self.spec)
 
     @property
     def rundir(self) -> RunDir:
         """The :class:`RunDir` (checkpoint paths)."""
         return RunDir(self.path)
-
-
-def question_of(spec: Spec) -> str | None:
-    """Which assignment question a run with ``spec`` answers: by its losses and head, else by its name."""
-    if spec.loss.id_weight > 0 and spec.loss.triplet_weight == 0 and spec.head.type == "classifier":
-        return "q8"
-    if spec.loss.id_weight == 0 and spec.loss.triplet_weight > 0:
-        return "q11"
-    return spec.name if spec.name in RUN_COMMANDS else None
 
 
 def load_run(path: str | Path) -> Run:
@@ -85,7 +68,7 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise ReidError("not a run directory (no such directory)", where=str(path),
-                        fix="pass a directory written by `reid run`, e.g. runs/q8")
+                        fix="pass a directory written by `reid run`, e.g. runs/quickstart")
     run = RunDir(path)
     spec = load_spec_text(run.spec_text(), source=str(path / "spec.toml"))
     summary = run.read_summary()
@@ -94,35 +77,46 @@ def load_run(path: str | Path) -> Run:
                epochs=[r for r in records if r.get("kind") == "epoch"], summary=summary)
 
 
-def assign_runs(runs: list[Run]) -> dict[str, Run | None]:
-    """The run used for each of Q8 and Q11: the first given run that answers it (None when none does)."""
-    return {q: next((r for r in runs if r.question == q), None) for q in RUN_COMMANDS}
+def expand_run_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """The run directories ``paths`` name: a run itself, or every finished run below a folder that is not one
+    (e.g. ``runs/sweep`` holding ``seed-0``, ``seed-1`` …); a path named twice counts once.
 
-
-def missing_run_line(question: str) -> str:
-    """The sentence shown instead of a question's results when its run was not given."""
-    command = RUN_COMMANDS[question]
-    return (f"_No {question.upper()} run was given, so this answer has no results yet._ Produce it with "
-            f"`{command}` (it writes `runs/{question}`), then regenerate with `reid report runs/q8 runs/q11`.")
+    Raises:
+        ReidError: no path was given, or a path is neither a run nor holds a finished run.
+    """
+    if not paths:
+        raise ReidError("no run directory given", where="reid report",
+                        fix="pass run directories written by `reid run`, e.g. reid report runs/quickstart")
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "spec.toml").is_file():
+            found = finished_runs(p)
+            if not found:
+                raise ReidError("not a run directory (no spec.toml), and no finished run below it", where=str(p),
+                                fix="pass a directory written by `reid run`, e.g. runs/quickstart")
+            out += found
+        else:
+            out.append(p)
+    seen: set[Path] = set()
+    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
 def dataset_line(run: Run) -> str:
-    """The dataset a run used, from its ``summary.json`` (what ``build_data(...).describe()`` said)."""
-    return dataset_text(run.summary["dataset"], run.spec.data)
+    """The dataset a run used, from its summary (what ``build_data(...).describe()`` said)."""
+    return dataset_text(run.summary.dataset, run.spec.data)
 
 
-def dataset_text(info: dict, data: DataSpec) -> str:
-    """One line describing a dataset from its ``describe()`` dict and its ``[data]`` table."""
-    d = info
-    if d["same_set"]:
-        val = f"{d['validation_identities']} identities, {d['query']['images']} images as one leave-one-out set"
+def dataset_text(d: DatasetInfo, data: DataSpec) -> str:
+    """One line describing a dataset from its :class:`DatasetInfo` and its ``[data]`` table."""
+    if d.same_set:
+        val = f"{d.validation_identities} identities, {d.query.images} images as one leave-one-out set"
     else:
-        val = (f"{d['validation_identities']} identities, query {d['query']['images']} images / "
-               f"gallery {d['gallery']['images']} images")
+        val = (f"{d.validation_identities} identities, query {d.query.images} images / "
+               f"gallery {d.gallery.images} images")
     source = "synthetic pedestrians" if data.dataset == "synthetic" else f"`{data.root}`"
-    return (f"{d['name']} ({source}), {data.height}×{data.width} crops, "
-            f"{max(d['train']['cameras'], d['query']['cameras'])} camera(s) — training: {d['train']['identities']} "
-            f"identities, {d['train']['images']} images; validation: {val}")
+    return (f"{d.name} ({source}), {data.height}×{data.width} crops, "
+            f"{d.cameras} camera(s) — training: {d.train.identities} "
+            f"identities, {d.train.images} images; validation: {val}")
 
 
 PROTOCOL_RULES = {
@@ -134,13 +128,13 @@ PROTOCOL_RULES = {
 
 def protocol_line(run: Run) -> str:
     """The evaluation protocol of a run: distance, normalisation, flip, junk rule, AP and mINP definitions."""
-    ev = run.summary["evaluation"]
-    distance = "squared euclidean" if ev["distance"] == "euclidean" else "cosine (1 − cos)"
-    norm = "after L2 normalisation" if ev["normalize"] or ev["distance"] == "cosine" else "on raw embeddings"
-    flip = "image + mirror averaged" if ev["flip"] else "no flip averaging"
-    final = run.summary["final"]
-    skipped = f" ({final['num_skipped']} skipped, {final['num_valid']} valid)" if final else ""
-    return (f"protocol `{ev['protocol']}`: {PROTOCOL_RULES[ev['protocol']]}{skipped}; {distance} distance "
+    ev = run.summary.evaluation
+    distance = "squared euclidean" if ev.distance == "euclidean" else "cosine (1 − cos)"
+    norm = "after L2 normalisation" if ev.normalize or ev.distance == "cosine" else "on raw embeddings"
+    flip = "image + mirror averaged" if ev.flip else "no flip averaging"
+    final = run.summary.final
+    skipped = f" ({final.num_skipped} skipped, {final.num_valid} valid)" if final else ""
+    return (f"protocol `{ev.protocol}`: {PROTOCOL_RULES[ev.protocol]}{skipped}; {distance} distance "
             f"{norm}, {flip}; stable ranking (ties by gallery order); Rank-k = share of queries with a true match "
             f"in the top k; AP = mean precision at each true match (torchreid's `evaluate_rank`), mAP its mean; "
             f"mINP = true matches / rank of the hardest one, averaged")
@@ -150,8 +144,8 @@ def run_line(run: Run) -> str:
     """Which run a number came from: path, spec name, description, epochs, device."""
     s = run.summary
     desc = f" — {run.spec.description}" if run.spec.description else ""
-    return (f"`{run.path}` (spec `{run.name}`{desc}; {s['epochs']} epochs on {s['device']['device_name']}, "
-            f"{s['device']['precision']})")
+    return (f"`{run.path}` (spec `{run.name}`{desc}; {s.epochs} epochs on {s.device.device_name}, "
+            f"{s.device.precision})")
 
 
 def provenance(run: Run) -> str:

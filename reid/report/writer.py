@@ -1,138 +1,98 @@
-"""Write a whole report: one Markdown file per question, figures beside them, and a README index.
+"""``reid report``'s output: a page per run, a comparison page, an index — or the assignment's Q1–Q11.
 
-Regenerating from the same runs gives byte-identical Markdown: no timestamps, runs and
-sections in a fixed order, fixed number formats, and PNGs without time/version metadata.
+Regenerating from the same runs gives byte-identical Markdown: no timestamps, runs in a fixed order,
+fixed number formats, and PNGs without time/version metadata.
 
 Example::
 
-    write_report(["runs/q8", "runs/q11"], Path("reports"))
+    write_report(["runs/quickstart", "runs/market"], Path("report"))   # README.md, quickstart.md, market.md, comparison.md
+    write_report(["runs/q8", "runs/q11"], Path("reports"))             # the specs declare Q8 / Q11: q01.md … q11.md
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from reid.report import data_questions, model_questions, run_questions, visual_questions
-from reid.report.markdown import count, pct, seconds, table
-from reid.report.runs import RUN_COMMANDS, Run, assign_runs, load_run, missing_run_line
-from reid.report.section import FIGURES_DIR, ReportContext, Section
-
-#: the question builders, in order
-QUESTIONS: list[Callable[[ReportContext], Section]] = [
-    model_questions.q1, model_questions.q2, model_questions.q3, model_questions.q4, model_questions.q5,
-    data_questions.q6, model_questions.q7, run_questions.q8, visual_questions.q9, data_questions.q10,
-    run_questions.q11,
-]
-_OWN_FIGURE = re.compile(r"^q\d\d_.*\.png$")
+from reid.report.assignment import write_assignment_report
+from reid.report.assignment.roles import declares_role
+from reid.report.comparison import comparison_page
+from reid.report.markdown import count, pct, table
+from reid.report.pages import Figures
+from reid.report.run_page import run_page
+from reid.report.runs import Run, expand_run_paths, load_run
 
 
-def report_command(run_paths: Sequence[str | Path], out: Path) -> str:
-    """The command line that regenerates a report."""
+def report_command(run_paths: Sequence[str | Path], out: Path, assignment: bool = False,
+                   default_out: Path = Path("reports")) -> str:
+    """The command line that regenerates a report (``--out`` only when ``out`` is not ``default_out``)."""
     parts = ["reid", "report", *[str(p) for p in run_paths]]
-    if Path(out) != Path("reports"):
+    if Path(out) != Path(default_out):
         parts += ["--out", str(out)]
+    if assignment:
+        parts.append("--assignment")
     return " ".join(parts)
 
 
-def load_runs(run_paths: Sequence[str | Path]) -> list[Run]:
-    """Load each run once, in the given order (a path named twice counts once)."""
-    seen, runs = set(), []
-    for p in run_paths:
-        key = Path(p).resolve()
-        if key not in seen:
-            seen.add(key)
-            runs.append(load_run(p))
-    return runs
+def page_names(runs: list[Run]) -> dict[Path, str]:
+    """A unique file stem per run: its folder name, else its last two path parts joined by ``-``.
 
-
-def write_report(run_paths: Sequence[str | Path], out: Path, command: str | None = None) -> list[Path]:
-    """Render every question into ``out`` and return the Markdown files written (README first).
-
-    Args:
-        run_paths: run directories (any order; the Q8 / Q11 runs are recognised by their specs).
-        out: the report folder (created; figures go to ``out/figures``).
-        command: the regenerating command shown in the README (default: :func:`report_command`).
-
-    Raises:
-        ReidError: a path is not a finished run directory.
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> page_names([R(path=Path("a/seed-0")), R(path=Path("b/seed-0")), R(path=Path("runs/c"))])
+        {PosixPath('a/seed-0'): 'a-seed-0', PosixPath('b/seed-0'): 'b-seed-0', PosixPath('runs/c'): 'c'}
     """
-    runs = load_runs(run_paths)
-    out = Path(out)
+    names = [r.path.name for r in runs]
+    out = {}
+    for run, name in zip(runs, names):
+        if names.count(name) > 1:
+            name = "-".join(run.path.parts[-2:])
+        out[run.path] = name
+    return out
+
+
+def write_run_reports(runs: list[Run], out: Path, command: str) -> list[Path]:
+    """A page per run, a comparison page (two or more runs) and a README index; the files written (README first)."""
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(runs=runs, assigned=assign_runs(runs), out=out)
-    sections = [build(ctx) for build in QUESTIONS]
+    figures, stems = Figures(out), page_names(runs)
+    pages = {path: f"{stem}.md" for path, stem in stems.items()}
     written = [out / "README.md"]
-    (out / "README.md").write_text(readme(ctx, sections, command or report_command(run_paths, out)), encoding="utf-8")
-    for section in sections:
-        (out / section.filename).write_text(section.markdown(), encoding="utf-8")
-        written.append(out / section.filename)
-    remove_stale_figures(out / FIGURES_DIR, {Path(p).name for p in ctx.written})
+    for run in runs:
+        (out / pages[run.path]).write_text(run_page(run, figures, stems[run.path]), encoding="utf-8")
+        written.append(out / pages[run.path])
+    rows = [[f"[`{r.path}`]({pages[r.path]})", f"`{r.name}`", count(r.summary.epochs),
+             pct(r.summary.final.rank(1) if r.summary.final else None),
+             pct(r.summary.final.mAP if r.summary.final else None)] for r in runs]
+    readme = ["# Run reports", "Every number and figure is computed by `reid report` from the run directories. "
+              "Regenerate with:", f"```\n{command}\n```",
+              table(["run", "spec", "epochs", "final Rank-1", "final mAP"], rows, align="llrrr")]
+    if len(runs) > 1:
+        (out / "comparison.md").write_text(comparison_page(runs, figures, pages), encoding="utf-8")
+        written.append(out / "comparison.md")
+        readme.append("All runs side by side, with mean ± std over seeds: [comparison.md](comparison.md).")
+    (out / "README.md").write_text("\n\n".join(readme) + "\n", encoding="utf-8")
     return written
 
 
-def remove_stale_figures(folder: Path, keep: set[str]) -> None:
-    """Delete report figures (``qNN_*.png``) a previous report left that this one did not write."""
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if _OWN_FIGURE.match(path.name) and path.name not in keep:
-                path.unlink()
+def write_report(run_paths: Sequence[str | Path], out: Path, command: str | None = None,
+                 assignment: bool = False) -> list[Path]:
+    """Write the report of ``run_paths`` into ``out`` and return the Markdown files written (README first).
 
+    The assignment's Q1–Q11 are written when ``assignment`` is set or a run's spec declares an assignment
+    role (``assignment = "q8"``); otherwise a page per run and a comparison page.
 
-def ordered_runs(ctx: ReportContext) -> list[Run]:
-    """The Q8 run, the Q11 run, then the others in the order given (so argument order does not matter for them)."""
-    first = [r for r in ctx.assigned.values() if r is not None]
-    return first + [r for r in ctx.runs if all(r is not f for f in first)]
+    Args:
+        run_paths: run directories, or folders holding finished runs (e.g. a seed group).
+        out: the report folder (created; figures go to ``out/figures``).
+        command: the regenerating command shown in the README (default: :func:`report_command`).
+        assignment: write the assignment's answers; runs without a declared role then take it from their name.
 
-
-def runs_table(ctx: ReportContext) -> str:
-    """Every run given: path, spec name, which question it answers, epochs, final Rank-1 and mAP."""
-    rows = []
-    for run in ordered_runs(ctx):
-        used = [q.upper() for q, r in ctx.assigned.items() if r is run]
-        role = ", ".join(used) or (f"{run.question.upper()} (another run answers it)" if run.question else "comparison only")
-        final = run.summary["final"]
-        rows.append([f"`{run.path}`", f"`{run.name}`", role, count(run.summary["epochs"]),
-                     pct(final.get("rank1")), pct(final.get("mAP"))])
-    return table(["run", "spec", "used for", "epochs", "final Rank-1", "final mAP"], rows, align="lllrrr")
-
-
-def comparison(ctx: ReportContext) -> str:
-    """All runs side by side: final Rank-k / mAP / mINP, epochs, wall time, throughput."""
-    ranks = sorted({r for run in ctx.runs for r in run.spec.eval.ranks})
-    headers = ["run", *[f"R{r}" for r in ranks], "mAP", "mINP", "epochs", "wall time", "img/s", "device"]
-    rows = []
-    for run in ordered_runs(ctx):
-        final = run.summary["final"]
-        rows.append([f"`{run.name}` (`{run.path}`)", *[pct(final.get(f"rank{r}")) for r in ranks],
-                     pct(final.get("mAP")), pct(final.get("mINP")), count(run.summary["epochs"]),
-                     seconds(run.summary["wall_seconds"]), f"{run.summary['mean_images_per_second']:.1f}",
-                     run.summary["device"]["device_name"]])
-    return table(headers, rows, align="l" + "r" * (len(headers) - 2) + "l")
-
-
-def readme(ctx: ReportContext, sections: list[Section], command: str) -> str:
-    """The report's index: what each file answers, the runs used, the command that regenerates it."""
-    index = [[f"[Q{s.number}]({s.filename})", s.title, s.answers, ", ".join(f"`{r}`" for r in s.runs) or "model code"]
-             for s in sections]
-    parts = [
-        "# Assignment answers, regenerated from code and run directories",
-        "Every number and figure in these files is computed by `reid report` from the model code and the run "
-        "directories below — none is typed in. Regenerate (byte-identical Markdown for the same runs) with:",
-        f"```\n{command}\n```",
-        "## Questions",
-        table(["file", "topic", "answers", "from"], index, align="llll"),
-        "## Runs used",
-        runs_table(ctx) if ctx.runs else "_No run directories were given._",
-    ]
-    for question, run in ctx.assigned.items():
-        if run is None:
-            parts.append(missing_run_line(question))
-    if len(ctx.runs) > 1:
-        parts += ["## All runs side by side",
-                  "Final metrics (last evaluated epoch), on each run's own validation set and protocol "
-                  "(see its section for the dataset and protocol).",
-                  comparison(ctx)]
-    parts.append("Produce the assignment's runs with " + " and ".join(f"`{c}`" for c in RUN_COMMANDS.values()) + ".")
-    return "\n\n".join(parts) + "\n"
+    Raises:
+        ReidError: no run was given, or a path is not a finished run directory.
+    """
+    runs = [load_run(p) for p in expand_run_paths(run_paths)]
+    out = Path(out)
+    command = command or report_command(run_paths, out, assignment)
+    if assignment or declares_role(runs):
+        return write_assignment_report(runs, out, command, by_name=assignment)
+    return write_run_reports(runs, out, command)

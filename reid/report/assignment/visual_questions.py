@@ -12,8 +12,9 @@ import torch
 from reid.report.figures import embedding_figure, metric_label, retrieval_figure
 from reid.report.markdown import num, pct, table
 from reid.report.retrieval import choose_queries, embed_validation, pca_2d, ranked_lists
-from reid.report.runs import Run, missing_run_line, provenance
-from reid.report.section import ReportContext, Section
+from reid.report.assignment.roles import missing_run_line
+from reid.report.assignment.section import ReportContext, Section
+from reid.report.runs import Run, provenance
 
 QUERIES = 6
 TOP = 10

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from reid.report.figures import save
-from reid.report.markdown import image
+from reid.report.pages import Figures
 from reid.report.runs import Run
-
-FIGURES_DIR = "figures"
 
 
 @dataclass
@@ -44,23 +40,18 @@ class Section:
 
 @dataclass
 class ReportContext:
-    """The runs a report is built from, and where its files go.
+    """The runs the assignment report is built from, and where its figures go.
 
     Attributes:
         runs: every run given, in order.
-        assigned: ``{"q8": Run | None, "q11": Run | None}`` (see :func:`reid.report.runs.assign_runs`).
-        out: the report folder.
-        written: figure files written so far (relative to ``out``).
+        assigned: ``{"q8": Run | None, "q11": Run | None}`` (see :func:`reid.report.assignment.roles.assign_runs`).
+        figures: the report folder's figures.
     """
 
     runs: list[Run]
     assigned: dict[str, Run | None]
-    out: Path
-    written: list[str] = field(default_factory=list)
+    figures: Figures
 
     def figure(self, fig: Figure, name: str, alt: str) -> str:
         """Save ``fig`` as ``figures/<name>.png`` and return the Markdown image link."""
-        rel = f"{FIGURES_DIR}/{name}.png"
-        save(fig, self.out / rel)
-        self.written.append(rel)
-        return image(alt, rel)
+        return self.figures.add(fig, name, alt)

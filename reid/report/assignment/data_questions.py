@@ -1,7 +1,7 @@
 """Q6 and Q10: questions about the dataset — classifier size and the number of triplets.
 
 The dataset is the one the Q8 run used (else the Q11 run's, else the default spec's): its
-counts come from the run's ``summary.json`` (``build_data(...).describe()`` at training time)
+counts come from the run's summary (``build_data(...).describe()`` at training time)
 and the per-identity image counts from parsing the dataset again (``prepare_splits``).
 """
 
@@ -11,12 +11,16 @@ from collections import Counter
 from dataclasses import dataclass
 
 from reid.data import prepare_splits
-from reid.data.describe import describe_splits, triplet_count
+from reid.data.describe import DatasetInfo, describe_splits, triplet_count
 from reid.engine.checkpoint import load_checkpoint
 from reid.report.markdown import count, table
+from reid.report.assignment.section import ReportContext, Section
 from reid.report.runs import Run, dataset_text, provenance
-from reid.report.section import ReportContext, Section
 from reid.spec import DataSpec
+
+
+#: the assignment's dataset (as ``specs/q8.toml``): 230 training identities of 10 images each
+ASSIGNMENT_DATA = DataSpec(train_ids=230, images_per_identity=10)
 
 
 @dataclass
@@ -26,23 +30,23 @@ class DatasetFacts:
     Attributes:
         run: the run it came from (None: the default spec's dataset).
         spec: its ``[data]`` table.
-        info: ``describe()`` counts.
+        info: its :class:`DatasetInfo`.
         train_counts: images of each training identity (sorted by identity).
     """
 
     run: Run | None
     spec: DataSpec
-    info: dict
+    info: DatasetInfo
     train_counts: list[int]
 
 
 def dataset_facts(ctx: ReportContext) -> DatasetFacts:
     """The dataset of the Q8 run, else of the Q11 run, else of the default spec."""
     run = ctx.assigned["q8"] or ctx.assigned["q11"]
-    spec = run.spec.data if run is not None else DataSpec()
+    spec = run.spec.data if run is not None else ASSIGNMENT_DATA
     splits = prepare_splits(spec)
     per_id = Counter(s.pid for s in splits.train)
-    info = run.summary["dataset"] if run is not None else describe_splits(splits)
+    info = run.summary.dataset if run is not None else describe_splits(splits)
     return DatasetFacts(run, spec, info, [per_id[pid] for pid in sorted(per_id)])
 
 
@@ -51,7 +55,7 @@ def source_block(facts: DatasetFacts) -> str:
     if facts.run is not None:
         return provenance(facts.run)
     return "\n".join([
-        "- **Run:** none given — the default spec's dataset (`DataSpec()`); "
+        "- **Run:** none given — the assignment's dataset (230 training identities × 10 images); "
         "produce the assignment's run with `reid run specs/q8.toml`",
         f"- **Dataset:** {dataset_text(facts.info, facts.spec)}",
         "- **Evaluation:** not involved (counts only)",
@@ -70,7 +74,7 @@ def classifier_outputs(run: Run) -> int | None:
 def q6(ctx: ReportContext) -> Section:
     """Q6: the classifier's output size in training and in validation."""
     facts = dataset_facts(ctx)
-    train_ids, val_ids = facts.info["num_classes"], facts.info["validation_identities"]
+    train_ids, val_ids = facts.info.num_classes, facts.info.validation_identities
     q8 = ctx.assigned["q8"]
     measured = classifier_outputs(q8) if q8 is not None else None
     lines = [
@@ -79,10 +83,8 @@ def q6(ctx: ReportContext) -> Section:
         f"**Answer.** The FC layer has one output per identity it classifies: **{train_ids}** during training (the "
         f"training identities) and **{val_ids}** for validation (the held-out identities).",
         table(["stage", "identities", "images", "FC outputs"], [
-            ["training", count(train_ids), count(facts.info["train"]["images"]), count(train_ids)],
-            ["validation", count(val_ids), count(facts.info["query"]["images"] if facts.info["same_set"]
-                                                 else facts.info["query"]["images"] + facts.info["gallery"]["images"]),
-             count(val_ids)],
+            ["training", count(train_ids), count(facts.info.train.images), count(train_ids)],
+            ["validation", count(val_ids), count(facts.info.validation_images), count(val_ids)],
         ], align="lrrr"),
     ]
     if measured is not None:
@@ -120,12 +122,11 @@ def q10(ctx: ReportContext) -> Section:
     else:
         lines.append(table(["images per identity", "identities", "triplets with such an anchor"],
                            [[n, k, count(k * n * (n - 1) * (total_images - n))] for n, k in histogram], align="rrr"))
-    logged = facts.info["triplets"]
+    logged = facts.info.triplets
     lines.append(f"Check: the dataset description recorded {'in the run' if facts.run else 'for it'} "
                  f"(`describe()[\"triplets\"]`) says {count(logged)} {'✓' if logged == triplets else '✗'}.")
-    default = DataSpec()
-    if (ids, set(counts)) != (default.train_ids, {default.images_per_identity}):
-        a, n = default.train_ids, default.images_per_identity
+    a, n = ASSIGNMENT_DATA.train_ids, ASSIGNMENT_DATA.images_per_identity
+    if (ids, set(counts)) != (a, {n}):
         lines.append(f"For the assignment's split ({a} identities × {n} images): {a} × ({n}·{n - 1}) × ({a - 1}·{n}) = "
                      f"{count(triplet_count([n] * a))}.")
     lines.append("Only a tiny share of them can be seen in training, which is why triplet training mines informative "

@@ -28,8 +28,8 @@ from reid.model.summary import (
     load_documented_table,
     totals,
 )
+from reid.report.assignment.section import ReportContext, Section
 from reid.report.markdown import bullets, count, table
-from reid.report.section import ReportContext, Section
 from reid.spec import HeadSpec, ModelSpec
 
 _BLOCK = re.compile(r"^backbone\.layer\d+\.\d+$")

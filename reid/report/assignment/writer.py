@@ -1,0 +1,119 @@
+"""Write the assignment's report: one Markdown file per question (Q1–Q11), figures beside them, a README index.
+
+Regenerating from the same runs gives byte-identical Markdown: no timestamps, runs and
+sections in a fixed order, fixed number formats, and PNGs without time/version metadata.
+
+Example::
+
+    write_assignment_report([load_run("runs/q8"), load_run("runs/q11")], Path("reports"), "reid report runs/q8 runs/q11")
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from reid.report.assignment import data_questions, model_questions, run_questions, visual_questions
+from reid.report.assignment.roles import RUN_COMMANDS, assign_runs, missing_run_line, role_of
+from reid.report.assignment.section import ReportContext, Section
+from reid.report.markdown import count, pct, seconds, table
+from reid.report.pages import FIGURES_DIR, Figures
+from reid.report.run_parts import scores
+from reid.report.runs import Run
+
+#: the question builders, in order
+QUESTIONS: list[Callable[[ReportContext], Section]] = [
+    model_questions.q1, model_questions.q2, model_questions.q3, model_questions.q4, model_questions.q5,
+    data_questions.q6, model_questions.q7, run_questions.q8, visual_questions.q9, data_questions.q10,
+    run_questions.q11,
+]
+_OWN_FIGURE = re.compile(r"^q\d\d_.*\.png$")
+
+
+def write_assignment_report(runs: list[Run], out: Path, command: str, by_name: bool = False) -> list[Path]:
+    """Render every question into ``out`` and return the Markdown files written (README first).
+
+    Args:
+        runs: the runs given (Q8 / Q11 by their declared roles, see :mod:`reid.report.assignment.roles`).
+        out: the report folder (created; figures go to ``out/figures``).
+        command: the regenerating command shown in the README.
+        by_name: runs without a declared role take the role their spec name says (``q8`` / ``q11``).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = ReportContext(runs=runs, assigned=assign_runs(runs, by_name), figures=Figures(out))
+    sections = [build(ctx) for build in QUESTIONS]
+    written = [out / "README.md"]
+    (out / "README.md").write_text(readme(ctx, sections, command, by_name), encoding="utf-8")
+    for section in sections:
+        (out / section.filename).write_text(section.markdown(), encoding="utf-8")
+        written.append(out / section.filename)
+    remove_stale_figures(out / FIGURES_DIR, {Path(p).name for p in ctx.figures.written})
+    return written
+
+
+def remove_stale_figures(folder: Path, keep: set[str]) -> None:
+    """Delete report figures (``qNN_*.png``) a previous report left that this one did not write."""
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if _OWN_FIGURE.match(path.name) and path.name not in keep:
+                path.unlink()
+
+
+def ordered_runs(ctx: ReportContext) -> list[Run]:
+    """The Q8 run, the Q11 run, then the others in the order given (so argument order does not matter for them)."""
+    first = [r for r in ctx.assigned.values() if r is not None]
+    return first + [r for r in ctx.runs if all(r is not f for f in first)]
+
+
+def runs_table(ctx: ReportContext, by_name: bool) -> str:
+    """Every run given: path, spec name, which question it answers, epochs, final Rank-1 and mAP."""
+    rows = []
+    for run in ordered_runs(ctx):
+        used = [q.upper() for q, r in ctx.assigned.items() if r is run]
+        role = role_of(run, by_name)
+        role_text = ", ".join(used) or (f"{role.upper()} (another run answers it)" if role else "comparison only")
+        final = run.summary.final
+        rows.append([f"`{run.path}`", f"`{run.name}`", role_text, count(run.summary.epochs),
+                     pct(final.rank(1) if final else None), pct(final.mAP if final else None)])
+    return table(["run", "spec", "used for", "epochs", "final Rank-1", "final mAP"], rows, align="lllrrr")
+
+
+def comparison(ctx: ReportContext) -> str:
+    """All runs side by side: final Rank-k / mAP / mINP, epochs, wall time, throughput."""
+    ranks = sorted({r for run in ctx.runs for r in run.spec.eval.ranks})
+    headers = ["run", *[f"R{r}" for r in ranks], "mAP", "mINP", "epochs", "wall time", "img/s", "device"]
+    rows = []
+    for run in ordered_runs(ctx):
+        s = run.summary
+        rows.append([f"`{run.name}` (`{run.path}`)", *[pct(get(s.final) if s.final else None) for _, get in scores(ranks)],
+                     count(s.epochs), seconds(s.wall_seconds), f"{s.mean_images_per_second:.1f}",
+                     s.device.device_name])
+    return table(headers, rows, align="l" + "r" * (len(headers) - 2) + "l")
+
+
+def readme(ctx: ReportContext, sections: list[Section], command: str, by_name: bool) -> str:
+    """The report's index: what each file answers, the runs used, the command that regenerates it."""
+    index = [[f"[Q{s.number}]({s.filename})", s.title, s.answers, ", ".join(f"`{r}`" for r in s.runs) or "model code"]
+             for s in sections]
+    parts = [
+        "# Assignment answers, regenerated from code and run directories",
+        "Every number and figure in these files is computed by `reid report` from the model code and the run "
+        "directories below — none is typed in. Regenerate (byte-identical Markdown for the same runs) with:",
+        f"```\n{command}\n```",
+        "## Questions",
+        table(["file", "topic", "answers", "from"], index, align="llll"),
+        "## Runs used",
+        runs_table(ctx, by_name) if ctx.runs else "_No run directories were given._",
+    ]
+    for question, run in ctx.assigned.items():
+        if run is None:
+            parts.append(missing_run_line(question))
+    if len(ctx.runs) > 1:
+        parts += ["## All runs side by side",
+                  "Final metrics (last evaluated epoch), on each run's own validation set and protocol "
+                  "(see its section for the dataset and protocol).",
+                  comparison(ctx)]
+    parts.append("Produce the assignment's runs with " + " and ".join(f"`{c}`" for c in RUN_COMMANDS.values()) + ".")
+    return "\n\n".join(parts) + "\n"
