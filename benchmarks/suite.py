@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks import bench_embed, bench_eval, bench_gemm, bench_memory, bench_train
+from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_snapshot, load_average, machine, others_share
 from benchmarks.workload import QUICK_OVERRIDES, load_workload
 from reid.errors import ReidError
@@ -298,12 +299,5 @@ def _rates(rates: list[float]) -> str:
 
 
 def write_report(path: str | Path, block: str) -> None:
-    """Put ``block`` into ``path``: between the markers if the file has them, else as a new file."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = "# Benchmarks\n\n" + block
-    path.write_text(text, encoding="utf-8")
+    """Put ``block`` into ``path`` between the suite's markers (appended when the file has none)."""
+    write_block(path, block, BEGIN, END)

@@ -127,7 +127,7 @@ class RunDir:
             return RunSummary.from_json(json.loads(self.summary_path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as e:
             raise ReidError(f"summary.json cannot be read ({type(e).__name__}: {e})", where=str(self.summary_path),
-                            fix=f"re-run the experiment, or restore the file from a backup") from None
+                            fix="re-run the experiment, or restore the file from a backup") from None
 
 
 def environment() -> dict[str, Any]:

@@ -27,6 +27,19 @@ class Outcome:
     detail: str = ""
 
 
+def skip_finished(plan: Plan, report: Callable[[Outcome], None]) -> tuple[dict[Path, Outcome], list[PlannedRun]]:
+    """The ``skipped`` outcomes of ``plan``'s finished runs (each reported), and the runs still to do, in plan order."""
+    outcomes: dict[Path, Outcome] = {}
+    todo = []
+    for run in plan.runs:
+        if run.state is RunState.finished:
+            outcomes[run.path] = Outcome(run, "skipped", "already finished")
+            report(outcomes[run.path])
+        else:
+            todo.append(run)
+    return outcomes, todo
+
+
 def available_cores() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -54,14 +67,7 @@ def run_local(plan: Plan, parallel: int = 1, report: Callable[[Outcome], None] =
     the running subprocesses have stopped (they save resumable checkpoints on the same Ctrl-C).
     """
     threads = threads_per_run(parallel)
-    outcomes: dict[Path, Outcome] = {}
-    queue = []
-    for run in plan.runs:
-        if run.state is RunState.finished:
-            outcomes[run.path] = Outcome(run, "skipped", "already finished")
-            report(outcomes[run.path])
-        else:
-            queue.append(run)
+    outcomes, queue = skip_finished(plan, report)
     running: dict[subprocess.Popen, tuple[PlannedRun, Path]] = {}
     try:
         while queue or running:

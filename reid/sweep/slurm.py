@@ -23,8 +23,8 @@ from typing import Callable
 import submitit
 
 from reid.engine.rundir import RunDir
-from reid.sweep.local import Outcome
-from reid.sweep.plan import Plan, PlannedRun, RunState
+from reid.sweep.local import Outcome, skip_finished
+from reid.sweep.plan import Plan, PlannedRun
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,7 @@ def executor_for(plan: Plan, resources: SlurmResources, cluster: str = "slurm") 
 def run_slurm(plan: Plan, resources: SlurmResources, cluster: str = "slurm",
               report: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Submit one job per unfinished run (as one job array), wait for them, return every run's outcome."""
-    outcomes: dict[Path, Outcome] = {}
-    todo = []
-    for run in plan.runs:
-        if run.state is RunState.finished:
-            outcomes[run.path] = Outcome(run, "skipped", "already finished")
-            report(outcomes[run.path])
-        else:
-            todo.append(run)
+    outcomes, todo = skip_finished(plan, report)
     if todo:
         executor = executor_for(plan, resources, cluster)
         with executor.batch():
