@@ -130,7 +130,7 @@ def markdown(e: dict, s: dict, m: dict, command: str) -> str:
         f"| plain loop: PIL + torchvision transforms, DataLoader (2 workers), fp32 | {e['plain_img_s']:.1f} |",
         "",
         f"reid / plain: ×{e['reid_img_s'] / e['plain_img_s']:.2f}; cosine similarity of the two feature sets ≥"
-        f" {e['cosine_min']:.4f} (bf16 vs fp32 and PIL vs torchvision resizing).",
+        f" {e['cosine_min']:.6f} (bf16 vs fp32, and PIL vs torchvision resizing).",
         "",
         f"**Search** (`reid.evaluation.top_k`, top-10, squared euclidean) against {s['gallery']:,} × {s['dim']}"
         f" float32 gallery vectors, median of {s['repeats']}: **1 query {s['seconds_1'] * 1000:.0f} ms**, 16 queries"
