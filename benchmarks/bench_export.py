@@ -7,9 +7,9 @@ the TorchScript module, timed in turns (:func:`benchmarks.timing.interleave`, me
 :func:`reid.export.check_parity` on ``parity_images`` random images.
 
 Usage:
-    python benchmarks/bench_export.py                       # 256×128, batch 32, prints a table
-    python benchmarks/bench_export.py --out BENCHMARKS.md   # … and writes its section there
-    python benchmarks/bench_export.py --quick               # 64×32, seconds
+    python -m benchmarks.bench_export                       # 256×128, batch 32, prints a table
+    python -m benchmarks.bench_export --out BENCHMARKS.md   # … and writes its section there
+    python -m benchmarks.bench_export --quick               # 64×32, seconds
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def markdown(r: dict, command: str) -> str:
 
 
 def main() -> None:
-    """Command-line entry: ``python benchmarks/bench_export.py [--quick] [--out BENCHMARKS.md]``."""
+    """Command-line entry: ``python -m benchmarks.bench_export [--quick] [--out BENCHMARKS.md]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small images (a smoke test)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -127,7 +127,7 @@ def main() -> None:
     r = run(repeats=args.repeats, **kwargs)
     print(report(r))
     if args.out:
-        command = "python benchmarks/bench_export.py" + (" --quick" if args.quick else "") + f" --out {args.out}"
+        command = "python -m benchmarks.bench_export" + (" --quick" if args.quick else "") + f" --out {args.out}"
         write_block(args.out, markdown(r, command), BEGIN, END)
 
 

@@ -16,9 +16,9 @@ That both compute the same numbers is the job of ``tests/test_rerank.py`` (full 
 Peak memory: reid's is sampled while it runs; the loop's matrices are counted (its ``N × N`` arrays).
 
 Usage:
-    python benchmarks/bench_rerank.py                  # Market-1501 size, prints a table
-    python benchmarks/bench_rerank.py --out BENCHMARKS.md   # … and writes its section there
-    python benchmarks/bench_rerank.py --quick          # small shapes, seconds
+    python -m benchmarks.bench_rerank                # Market-1501 size, prints a table
+    python -m benchmarks.bench_rerank --out BENCHMARKS.md   # … and writes its section there
+    python -m benchmarks.bench_rerank --quick          # small shapes, seconds
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def markdown(r: dict, command: str) -> str:
 
 
 def main() -> None:
-    """Command-line entry: ``python benchmarks/bench_rerank.py [--quick] [--out BENCHMARKS.md]``."""
+    """Command-line entry: ``python -m benchmarks.bench_rerank [--quick] [--out BENCHMARKS.md]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes (a smoke test)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -206,7 +206,7 @@ def main() -> None:
     r = run(repeats=args.repeats, **kwargs)
     print(report(r))
     if args.out:
-        command = "python benchmarks/bench_rerank.py" + (" --quick" if args.quick else "") + f" --out {args.out}"
+        command = "python -m benchmarks.bench_rerank" + (" --quick" if args.quick else "") + f" --out {args.out}"
         write_block(args.out, markdown(r, command), BEGIN, END)
 
 
