@@ -48,6 +48,17 @@ _CHUNK_BYTES = 8 << 20  # distance rows sorted together (per thread): cache-frie
 _TIE_PASSES = 64  # tied matches in a row above which re-sorting it with unique keys is cheaper
 
 
+def auto_protocol(same_set: bool, num_cameras: int) -> Protocol:
+    """The protocol that fits the data: ``all`` for a leave-one-out set or single-camera data (the market
+    rule would remove nothing useful or everything), ``market`` otherwise.
+
+    Example:
+        >>> auto_protocol(False, 2), auto_protocol(True, 2), auto_protocol(False, 1)
+        ('market', 'all', 'all')
+    """
+    return "all" if same_set or num_cameras < 2 else "market"
+
+
 def compute_distance(
     qf: torch.Tensor,
     gf: torch.Tensor,
@@ -127,8 +138,9 @@ def evaluate(
 
     Returns:
         ``{"cmc": float64 array (cmc[0] is Rank-1), "mAP": float, "mINP": float,
-        "num_valid": int, "num_skipped": int}`` — fractions in [0, 1]; queries without a
-        true match are skipped (not counted as failures), as torchreid does.
+        "num_valid": int, "num_skipped": int, "first_match": int64 array}`` — fractions in [0, 1];
+        queries without a true match are skipped (not counted as failures), as torchreid does;
+        ``first_match[i]`` is the 0-based rank of query ``i``'s first true match (−1 when skipped).
 
     Raises:
         ReidError: shapes disagree, cameras are missing for ``"market"``, or no query has a
@@ -319,4 +331,5 @@ def _summarise(ranker: _Ranker, blocks: Iterable[tuple[int, torch.Tensor]], max_
         "mINP": float(inp[valid].mean()),
         "num_valid": num_valid,
         "num_skipped": ranker.nq - num_valid,
+        "first_match": torch.where(valid, first, -1).numpy(),
     }

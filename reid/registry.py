@@ -94,6 +94,7 @@ class Registry(Generic[T]):
         return name in self._loaded()
 
 
+ARCHS: Registry = Registry("architecture", "reid.model.blocks", "reid.registry.ARCHS")
 DATASETS: Registry = Registry("dataset", "reid.data.formats", "reid.registry.DATASETS")
 SAMPLERS: Registry = Registry("sampler", "reid.data.sampler", "reid.registry.SAMPLERS")
 POOLINGS: Registry = Registry("pooling", "reid.model.pooling", "reid.registry.POOLINGS")

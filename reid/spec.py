@@ -25,7 +25,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reid.errors import ReidError
-from reid.registry import DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
+from reid.registry import ARCHS, DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
 
 
 def registered(registry: Registry, name: str) -> str:
@@ -60,6 +60,7 @@ class DataSpec(_Section):
     images_per_identity: int = Field(10, ge=2, le=1000)
     cameras: int = Field(2, ge=1, le=64)
     synth_seed: int = Field(0, ge=0, description="synthetic: renderer seed (same seed, same pixels)")
+    synth_version: int = Field(1, ge=1, le=2, description="synthetic: renderer version (1: the default; 2: harder — near-duplicate identities, front/back cameras, lighting, low resolution, blur, crowds, misaligned crops)")
     # folder-per-identity layout
     camera_regex: str | None = Field(None, description="folder: regex with one group capturing the camera id")
     # cuhk03
@@ -115,11 +116,11 @@ class ModelSpec(_Section):
 
     @model_validator(mode="after")
     def _known_arch(self) -> ModelSpec:
-        resnets = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # reid.model.blocks.LAYOUTS
         timm = self.arch.startswith("timm:")
-        if self.arch not in resnets and not (timm and len(self.arch) > len("timm:")):
-            raise ValueError(f"arch {self.arch!r} is unknown: use one of {', '.join(resnets)}, "
-                             "or \"timm:<name>\" for a timm model (e.g. \"timm:resnet50d\")")
+        if not timm and self.arch not in ARCHS:
+            raise ValueError(f"{ARCHS.unknown(self.arch)}; or \"timm:<name>\" for a timm model (e.g. \"timm:resnet50d\")")
+        if timm and len(self.arch) == len("timm:"):
+            raise ValueError("arch \"timm:\" names no model: write \"timm:<name>\", e.g. \"timm:resnet50d\"")
         if timm and self.layers is not None:
             raise ValueError("layers applies to the block-spec ResNets, not to a timm arch: remove it")
         return self

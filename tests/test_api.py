@@ -95,7 +95,7 @@ def test_eval_reproduces_the_logged_metrics_exactly(run_dir, capsys):
     last = epochs[-1]
     assert (result["cmc"][0], result["mAP"], result["mINP"], result["num_valid"]) == \
         (last["rank1"], last["mAP"], last["mINP"], last["num_valid"])
-    assert result["val_loss"] == last["val_loss"]
+    assert result["val_loss"] is None  # the validation triplet loss is a training-time number (an N×N pass)
     best = read_model_checkpoint(run_dir / "checkpoints" / "best.pt")
     logged_best = next(r for r in epochs if r["epoch"] == best.epoch)
     result = reid.load(run_dir).evaluate()

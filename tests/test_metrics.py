@@ -19,7 +19,7 @@ def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, s
     """Plain loops: stable order by (distance, gallery index), protocol removals, torchreid formulas."""
     nq, ng = len(distmat), len(distmat[0])
     max_rank = min(max_rank, ng)
-    cmc_sum, aps, inps, valid = [0.0] * max_rank, [], [], 0
+    cmc_sum, aps, inps, valid, firsts = [0.0] * max_rank, [], [], 0, []
     for i in range(nq):
         order = sorted(range(ng), key=lambda j: (distmat[i][j], j))
         kept = []
@@ -30,9 +30,11 @@ def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, s
                 continue
             kept.append(g_pids[j] == q_pids[i])
         if not any(kept):
+            firsts.append(-1)
             continue
         valid += 1
         first = kept.index(True)
+        firsts.append(first)
         for k in range(max_rank):
             cmc_sum[k] += 1.0 if first <= k else 0.0
         hits, precisions, last = 0, [], 0
@@ -44,11 +46,12 @@ def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, s
         aps.append(sum(precisions) / hits)
         inps.append(hits / (last + 1))
     return {"cmc": [c / valid for c in cmc_sum], "mAP": sum(aps) / valid, "mINP": sum(inps) / valid,
-            "num_valid": valid, "num_skipped": nq - valid}
+            "num_valid": valid, "num_skipped": nq - valid, "first_match": firsts}
 
 
 def assert_same(got, want):
     assert got["num_valid"] == want["num_valid"] and got["num_skipped"] == want["num_skipped"]
+    assert list(got["first_match"]) == list(want["first_match"])
     np.testing.assert_allclose(got["cmc"], want["cmc"], rtol=0, atol=1e-12)
     assert got["mAP"] == pytest.approx(want["mAP"], abs=1e-12)
     assert got["mINP"] == pytest.approx(want["mINP"], abs=1e-12)

@@ -13,7 +13,8 @@ from torch import nn
 
 from reid.errors import ReidError
 from reid.model import build_model
-from reid.model.blocks import LAYOUTS, StageSpec, backbone_specs, embedding_dim, final_feature_size
+from reid.model.blocks import StageSpec, backbone_specs, embedding_dim, final_feature_size
+from reid.registry import ARCHS
 from reid.model.builder import Bottleneck, ResBlock, build_backbone
 from reid.model.pretrained import load_state_dict_into
 from reid.model.summary import layer_table
@@ -174,8 +175,17 @@ def test_layers_override_counts_but_keep_the_block_kind():
 
 
 def test_every_layout_is_an_arch_the_spec_accepts_and_unknown_archs_list_them():
-    for name in LAYOUTS.names():
+    for name in ARCHS.names():
         assert ModelSpec(arch=name).arch == name
     with pytest.raises(ValidationError) as err:
         ModelSpec(arch="resnet99")
-    assert all(name in str(err.value) for name in LAYOUTS.names()) and "timm:<name>" in str(err.value)
+    assert all(name in str(err.value) for name in ARCHS.names()) and "timm:<name>" in str(err.value)
+
+
+def test_a_layout_registered_from_user_code_is_an_arch_the_spec_accepts():
+    from reid.model.blocks import Layout
+
+    if "tiny-resnet" not in ARCHS:
+        ARCHS.register("tiny-resnet")(lambda: Layout("basic", (1, 1, 1, 1)))
+    model = build_model(ModelSpec(arch="tiny-resnet"), NO_HEAD, None, (3, 32, 32))
+    assert len(model.backbone.layer1) == 1 and model(torch.zeros(1, 3, 32, 32))["features"].shape == (1, 512)

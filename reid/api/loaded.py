@@ -31,11 +31,8 @@ from reid.engine.evaluation import embed_batch, evaluate_model
 from reid.engine.rundir import RunDir
 from reid.engine.runtime import resolve_runtime
 from reid.errors import ReidError
-from reid.evaluation import EvalResult, RankedList, resolve_protocol
-from reid.evaluation.ranking import top_k as nearest
-from reid.evaluation.ranking import top_k_of_distances
-from reid.rerank import rerank_features
-from reid.spec import AugmentSpec, DataSpec, EvalSpec, apply_overrides, load_spec, validate_spec
+from reid.evaluation import EvalResult, RankedList, ranked_lists, resolve_protocol
+from reid.spec import DataSpec, EvalSpec, apply_overrides, load_spec, validate_spec
 
 Progress = Callable[[int], None]
 
@@ -205,9 +202,7 @@ class LoadedModel:
             target = self.evaluation_target(data)
             data, eval, whole_dataset = target.data, eval or target.eval, target.whole_dataset
         built = data if isinstance(data, EvalData) else self.eval_data(data, whole_dataset)
-        augment = AugmentSpec(mean=self.preprocess.mean, std=self.preprocess.std)
-        return evaluate_model(self.model, built, self.runtime, eval or self.spec.eval, augment,
-                              margin=self.spec.loss.margin)
+        return evaluate_model(self.model, built, self.runtime, eval or self.spec.eval, self.preprocess.normalization())
 
     def search(self, query: Any, gallery: Any, top_k: int = 10) -> list[SearchResult]:
         """The ``top_k`` nearest gallery images of each query image.
@@ -227,14 +222,7 @@ class LoadedModel:
         labelled = q.labelled and g.labelled
         protocol = resolve_protocol(self.spec.eval.protocol, False, torch.cat([q.camids, g.camids])) if labelled else "all"
         labels = dict(q_pids=q.pids, g_pids=g.pids, q_camids=q.camids, g_camids=g.camids) if labelled else {}
-        ev = self.spec.eval
-        if ev.rerank:  # k-reciprocal re-ranking needs the gallery's own neighbourhoods: all distances at once
-            dist = rerank_features(q.features, g.features, ev.k1, ev.k2, ev.lambda_, metric=ev.distance,
-                                   normalize=self.normalize)
-            lists = top_k_of_distances(dist, top_k, protocol=protocol, **labels)
-        else:
-            lists = nearest(q.features, g.features, top_k, metric=ev.distance, normalize=self.normalize,
-                            protocol=protocol, **labels)
+        lists = ranked_lists(self.spec.eval, q.features, g.features, top_k, protocol=protocol, **labels)
         return [SearchResult(q.names[r.query], [g.names[i] for i in r.gallery], r) for r in lists]
 
     def gallery_features(self, gallery: Any) -> FeatureSet:

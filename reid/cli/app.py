@@ -11,6 +11,7 @@ shared closed choices.
 
 import json
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -104,3 +105,19 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", help="text: tabl
 
 PlainOption = Annotated[bool, typer.Option("--plain", "-q", help="no progress bars: one line per step (for logs)")]
 """``-q/--plain``: no live progress bars."""
+
+RunArgument = Annotated[Path, typer.Argument(help="run directory (or checkpoint file) written by `reid run`")]
+"""``RUN``: a run directory or a checkpoint file, as :func:`reid.load` takes."""
+CheckpointOption = Annotated[Checkpoint, typer.Option("--checkpoint", "-c", help="best (best Rank-1) or last (final weights)")]
+"""``-c/--checkpoint best|last``: which weights of a run directory."""
+DeviceOption = Annotated[Device, typer.Option("--device", help="where the model runs")]
+"""``--device auto|cpu|cuda``."""
+PrecisionOption = Annotated[Precision, typer.Option("--precision", help="autocast precision [default: the run's]")]
+"""``--precision run|auto|bf16|fp16|fp32``."""
+
+
+def load_model(run: Path, checkpoint: Checkpoint, device: Device = Device.auto, precision: Precision = Precision.run):
+    """:func:`reid.load` with the shared options' values (imported on use: torch is heavy)."""
+    from reid.api import load
+
+    return load(run, device=device.value, precision=precision.value_or_none(), which=checkpoint.value)

@@ -71,11 +71,13 @@ def synth(
     train_ids: Annotated[int, typer.Option("--train-ids", min=1, help="identities in bounding_box_train "
                                            "(the assignment's 230 of 279)")] = 230,
     split_seed: Annotated[int, typer.Option("--split-seed", min=0, help="seed of the identity split")] = 0,
+    renderer: Annotated[int, typer.Option("--renderer", min=1, max=2, help="renderer version: 1 (the default) or 2 "
+                                          "(harder: near-duplicate identities, front/back cameras, crowds, low resolution)")] = 1,
 ) -> None:
     """Write synthetic pedestrians in Market-1501 layout (train / query / gallery folders)."""
     from reid.data.synthetic import SynthParams, write_market_layout
 
-    params = SynthParams(identities, images, cameras, seed, _parse_size(size))
+    params = SynthParams(identities, images, cameras, seed, _parse_size(size), renderer)
     start = time.perf_counter()
     write_market_layout(out, params, train_ids=train_ids, split_seed=split_seed)
     _out.print(f"wrote {identities * images} images of {identities} identities to {out} in {time.perf_counter() - start:.1f} s")

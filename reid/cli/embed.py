@@ -14,28 +14,30 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from reid.cli.app import Checkpoint, Device, OutputFormat, Precision, app, print_json
+from reid.cli.app import (Checkpoint, CheckpointOption, Device, DeviceOption, FormatOption, OutputFormat, PlainOption,
+                          Precision, PrecisionOption, RunArgument, app, load_model, print_json)
 from reid.cli.progress import progress_bar
 
 
 @app.command()
 def embed(
-    run: Annotated[Path, typer.Argument(help="run directory (or checkpoint file) written by `reid run`")],
+    run: RunArgument,
     images: Annotated[list[Path], typer.Argument(help="image files and/or folders (searched recursively)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="the .safetensors file to write")] = Path("features.safetensors"),
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="images per batch (0: the run's eval.batch_size)")] = 0,
-    checkpoint: Annotated[Checkpoint, typer.Option("--checkpoint", "-c", help="best or last weights")] = Checkpoint.best,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json summary")] = OutputFormat.text,
-    device: Annotated[Device, typer.Option("--device", help="where the model runs")] = Device.auto,
-    precision: Annotated[Precision, typer.Option("--precision", help="autocast precision [default: the run's]")] = Precision.run,
-    plain: Annotated[bool, typer.Option("--plain", "-q", help="no live progress bar")] = False,
+    checkpoint: CheckpointOption = Checkpoint.best,
+    fmt: FormatOption = OutputFormat.text,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.run,
+    plain: PlainOption = False,
 ) -> None:
-    """Embed images with a trained model; write features, image paths, and pids / cameras read from
-    Market-style file names (-1 where absent). Memory stays bounded: images are decoded a batch at a time."""
-    from reid.api import load
+    """Embed images with a trained model; write features, image paths and Market-style ids (-1 where absent).
+
+    Memory stays bounded: images are decoded a batch at a time.
+    """
     from reid.api.inputs import collect_images
 
-    model = load(run, device=device.value, precision=precision.value_or_none(), which=checkpoint.value)
+    model = load_model(run, checkpoint, device, precision)
     items = collect_images(images)
     console = Console(highlight=False, stderr=fmt is OutputFormat.json)
     with progress_bar(console, "embedding", len(items), plain or fmt is OutputFormat.json) as advance:

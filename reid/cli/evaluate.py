@@ -18,26 +18,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reid.cli.app import Checkpoint, Device, OutputFormat, Precision, app, print_json
+from reid.cli.app import (Checkpoint, CheckpointOption, Device, DeviceOption, FormatOption, OutputFormat, Overrides,
+                          Precision, PrecisionOption, RunArgument, app, load_model, print_json)
 from reid.errors import ReidError
 
 
 @app.command("eval")
 def eval_command(
-    run: Annotated[Path, typer.Argument(help="run directory (or checkpoint file) written by `reid run`")],
+    run: RunArgument,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="a .toml spec or a dataset folder to evaluate on "
                                                  "[default: the run's own validation set]")] = None,
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="override a key of the run's spec: --set data.root=…")] = [],  # noqa: B006
-    checkpoint: Annotated[Checkpoint, typer.Option("--checkpoint", "-c", help="best (best Rank-1) or last (final weights)")] = Checkpoint.best,
+    set_: Overrides = [],  # noqa: B006 (Typer copies list defaults)
+    checkpoint: CheckpointOption = Checkpoint.best,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="where to write eval.json [default: RUN/eval.json]")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text: a table; json: the eval.json contents")] = OutputFormat.text,
-    device: Annotated[Device, typer.Option("--device", help="where the model runs")] = Device.auto,
-    precision: Annotated[Precision, typer.Option("--precision", help="autocast precision [default: the run's]")] = Precision.run,
+    fmt: FormatOption = OutputFormat.text,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.run,
 ) -> None:
     """Evaluate a trained model (Rank-k, mAP, mINP) and write eval.json; no training happens."""
-    from reid.api import load  # heavy: torch
-
-    model = load(run, device=device.value, precision=precision.value_or_none(), which=checkpoint.value)
+    model = load_model(run, checkpoint, device, precision)
     target = model.evaluation_target(data, set_)
     built = model.eval_data(target.data, target.whole_dataset)
     result = model.evaluate(built, target.eval)

@@ -6,11 +6,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 from rich.console import Console
 
-from reid.cli.app import Checkpoint, app
+from reid.cli.app import Checkpoint, CheckpointOption, Device, Precision, RunArgument, app, load_model
 from reid.errors import ReidError
 
 
@@ -23,10 +22,10 @@ class ExportFormat(str, Enum):
 
 @app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="run directory or checkpoint (.pt) written by reid run")],
+    run: RunArgument,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx (needs the export extra) or torchscript")] = ExportFormat.onnx,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write [default: model.onnx or model.pt in RUN, or next to RUN when it is a checkpoint file]")] = None,
-    which: Annotated[Checkpoint, typer.Option("--checkpoint", "-c", "--which", help="checkpoint of a run directory: best or last")] = Checkpoint.best,
+    which: CheckpointOption = Checkpoint.best,
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="L2-normalise the embedding in the graph [default: as the run evaluates]")] = None,
     images: Annotated[int, typer.Option("--images", min=0, help="validation images in the parity check")] = 64,
 ) -> None:
@@ -38,14 +37,15 @@ def export_command(
     smallest cosine similarity is below 0.9999. Examples: `reid export runs/quickstart`,
     `reid export runs/q8 --format torchscript --out q8.pt`.
     """
-    from reid.api import load
+    import torch  # heavy: imported when the command runs, not at `reid` start-up
+
     from reid.export import FORMATS, check_parity, export_model, parity
 
     console = Console(highlight=False, soft_wrap=True)
     writer = FORMATS[fmt.value]
     if fmt is ExportFormat.onnx:
         writer.require_extra()  # before the (slower) loading
-    loaded = load(run, device="cpu", precision="fp32", which=which.value)
+    loaded = load_model(run, which, Device.cpu, Precision.fp32)
     norm = loaded.normalize if normalize is None else normalize
     target = out or (run if run.is_dir() else loaded.checkpoint.parent) / f"model{writer.SUFFIX}"
     meta = {"spec_name": loaded.spec.name, "checkpoint": str(loaded.checkpoint)}
@@ -72,16 +72,12 @@ def export_command(
         raise typer.Exit(1)
 
 
-def _validation_images(loaded, count: int, console: Console) -> torch.Tensor | None:
+def _validation_images(loaded, count: int, console: Console):
     """Up to ``count`` query images of the run's validation split, normalised as evaluation does (None if unavailable)."""
-    from reid.data import build_data
-    from reid.data.transforms import normalize
-
     try:
-        data = build_data(loaded.spec.data)
+        query = loaded.eval_data().query  # the validation split only: nothing of the training set is decoded
     except ReidError as e:
         console.print(f"[yellow]note:[/] parity on random images only: the run's validation data is unavailable ({e.message})")
         return None
-    n = min(count, len(data.query))
-    batch, _ = next(data.query.batches([range(n)]))
-    return normalize(batch, loaded.spec.augment)
+    batch, _ = next(query.batches([range(min(count, len(query)))]))
+    return loaded.preprocess.apply(batch)

@@ -30,9 +30,12 @@ def report(
     assignment: Annotated[bool, typer.Option(
         "--assignment", help="write the assignment's answers q01.md … q11.md (roles from the specs, else from spec names q8 / q11)")] = False,
 ) -> None:
-    """A page per run (spec diff, metrics, curves, retrieval grid, embeddings, per camera, cost) and a comparison
-    page with mean ± std over seeds; or, when the runs' specs declare assignment roles (or with --assignment),
-    the assignment's answers (q01.md … q11.md). Same runs, same Markdown (byte for byte).
+    """Markdown pages with figures from run directories: a page per run and a comparison page.
+
+    Each run page has the spec diff, metrics, curves, retrieval grid, embeddings, per-camera Rank-1 and
+    cost; the comparison page shows mean ± std over seeds. When the runs' specs declare assignment roles
+    (or with --assignment) the assignment's answers (q01.md … q11.md) are written too. Same runs, same
+    Markdown (byte for byte).
     """
     from reid.report.assignment.roles import declares_role  # heavy: matplotlib, torch
     from reid.report.runs import expand_run_paths, load_run

@@ -16,30 +16,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reid.cli.app import Checkpoint, Device, OutputFormat, Precision, app, print_json
+from reid.cli.app import (Checkpoint, CheckpointOption, Device, DeviceOption, FormatOption, OutputFormat, Precision,
+                          PrecisionOption, RunArgument, app, load_model, print_json)
 from reid.errors import ReidError
 
 
 @app.command()
 def search(
-    run: Annotated[Path, typer.Argument(help="run directory (or checkpoint file) written by `reid run`")],
+    run: RunArgument,
     query: Annotated[list[Path], typer.Option("--query", "-q", help="query image(s) or folder(s); repeat for several")],
     gallery: Annotated[list[Path], typer.Option("--gallery", "-g", help="gallery folder(s)/image(s), or a .safetensors "
                                                 "file from `reid embed`")],
     top: Annotated[int, typer.Option("--top", "-k", min=1, max=100, help="gallery images per query")] = 10,
     out: Annotated[Path, typer.Option("--out", "-o", help="the ranked-list grid (PNG)")] = Path("ranks.png"),
     rows: Annotated[int, typer.Option("--rows", min=1, max=100, help="queries drawn in the grid (all are listed)")] = 8,
-    checkpoint: Annotated[Checkpoint, typer.Option("--checkpoint", "-c", help="best or last weights")] = Checkpoint.best,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text: a table; json: every ranked list")] = OutputFormat.text,
-    device: Annotated[Device, typer.Option("--device", help="where the model runs")] = Device.auto,
-    precision: Annotated[Precision, typer.Option("--precision", help="autocast precision [default: the run's]")] = Precision.run,
+    checkpoint: CheckpointOption = Checkpoint.best,
+    fmt: FormatOption = OutputFormat.text,
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.run,
 ) -> None:
-    """The nearest gallery images of each query, with distances; correct / wrong matches are coloured when
-    Market-style file names give identities (and the market junk rule then applies)."""
-    from reid.api import load
+    """The nearest gallery images of each query, with distances, drawn as a ranked-list grid.
+
+    Correct / wrong matches are coloured when Market-style file names give identities (and the market
+    junk rule then applies).
+    """
     from reid.report.figures import save
 
-    model = load(run, device=device.value, precision=precision.value_or_none(), which=checkpoint.value)
+    model = load_model(run, checkpoint, device, precision)
     if len(gallery) == 1 and gallery[0].suffix == ".safetensors":
         target = gallery[0]
     elif any(g.suffix == ".safetensors" for g in gallery):

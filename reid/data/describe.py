@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
 from reid.data.formats import Sample, Splits
+from reid.metrics import auto_protocol
 
 
 def triplet_count(images_per_identity: Sequence[int]) -> int:
@@ -120,10 +121,8 @@ class DatasetInfo:
 
 
 def protocol_hint(splits: Splits) -> str:
-    """The evaluation protocol that fits: "all" for one set or one camera, else "market"."""
-    if splits.same_set or len({s.camid for s in splits.query + splits.gallery}) < 2:
-        return "all"
-    return "market"
+    """The evaluation protocol that fits (:func:`reid.metrics.auto_protocol`): "all" for one set or one camera, else "market"."""
+    return auto_protocol(splits.same_set, len({s.camid for s in splits.query + splits.gallery}))
 
 
 def describe_splits(splits: Splits) -> DatasetInfo:

@@ -361,7 +361,8 @@ def synthetic(spec: DataSpec, cache_dir: Path) -> Splits:
     """
     from reid.data.synthetic import SynthParams, write_market_layout
 
-    params = SynthParams(spec.identities, spec.images_per_identity, spec.cameras, spec.synth_seed, (spec.height, spec.width))
+    params = SynthParams(spec.identities, spec.images_per_identity, spec.cameras, spec.synth_seed, (spec.height, spec.width),
+                         spec.synth_version)
     split = f"t{spec.train_ids}" if spec.train_ids is not None else f"f{spec.train_fraction}"
     target = Path(cache_dir) / "synthetic" / f"{params.key()}-{split}-ss{spec.split_seed}"
     if not target.is_dir():

@@ -39,12 +39,16 @@ class Preprocess:
         """The preprocessing a run trained and evaluated with (``[data]`` size, ``[augment]`` mean / std)."""
         return cls(spec.data.height, spec.data.width, tuple(spec.augment.mean), tuple(spec.augment.std))
 
+    def normalization(self) -> AugmentSpec:
+        """An ``[augment]`` table with this mean / std: what evaluation's normalisation reads."""
+        return AugmentSpec(mean=self.mean, std=self.std)
+
     def apply(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 N×3×H×W (already at this size) → the normalised float32 batch the model takes.
 
         The same arithmetic as evaluation's (:func:`reid.data.transforms.normalize`), so features match bitwise.
         """
-        return normalize(images, AugmentSpec(mean=self.mean, std=self.std))
+        return normalize(images, self.normalization())
 
     def to_json(self) -> dict[str, Any]:
         """A dict of plain numbers and strings (what checkpoints and export metadata store)."""

@@ -14,6 +14,16 @@ straps from the front, a logo shows only from the front, long hair covers the ba
 head), the pose (leg and arm swing), scale and position jitter, partial occlusion and
 JPEG compression artefacts.
 
+Renderer version 2 (``data.synth_version = 2``; version 1 above stays the default, its bytes
+unchanged) adds the nuisances that make real re-ID hard: families of near-duplicate identities
+(:func:`make_person_v2`: the same person with one or two visible attributes changed), a strong
+viewpoint change between cameras (camera 0 sees people mostly from the front, camera 1 from the
+back), strong per-camera white balance and exposure plus per-image lighting (brightness, colour
+shifts, shadows), low resolution and motion blur, passers-by (other identities of the set) behind
+and in front of the person, street furniture shared by every camera (:func:`scene_props`), and
+misaligned detector crops (loose, tight, shifted; feet or head cut off). Its calibration against
+the training recipes is measured in BENCHMARKS.md ("Synthetic renderer version 2: calibration").
+
 Everything is derived from ``numpy.random.default_rng([seed, ...])`` streams, so the same
 seed gives byte-identical files and different seeds give different people.
 
@@ -31,7 +41,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -42,8 +52,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from reid.data.split import per_camera_query, split_identities
 from reid.errors import ReidError
 
-#: Bump whenever the pixels change: it is part of the cache key.
-RENDERER_VERSION = 1
+#: The renderers: 1 (the default, its pixels frozen) and 2 (harder). Part of the cache key;
+#: add a version (never change one) whenever the pixels change.
+RENDERER_VERSIONS = (1, 2)
 
 SKIN = [(240, 210, 185), (225, 185, 150), (195, 145, 105), (150, 100, 70), (100, 70, 50)]
 HAIR_COLOURS = [(25, 22, 20), (65, 45, 30), (115, 80, 50), (195, 165, 100), (150, 150, 150), (140, 60, 30)]
@@ -69,7 +80,11 @@ class SynthParams:
     """Everything that decides the pixels of a synthetic dataset (and so its cache key).
 
     ``size`` is (height, width). Identities are numbered 1..identities (Market style; 0 and
-    -1 mean distractor and junk there).
+    -1 mean distractor and junk there). ``version`` picks the renderer (:data:`RENDERER_VERSIONS`).
+
+    Example:
+        >>> SynthParams(identities=3, version=2).key()
+        'v2-n3x10-c2-s0-128x128'
     """
 
     identities: int = 279
@@ -77,11 +92,17 @@ class SynthParams:
     cameras: int = 2
     seed: int = 0
     size: tuple[int, int] = (128, 128)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.version not in RENDERER_VERSIONS:
+            raise ReidError(f"unknown synthetic renderer version {self.version}", where="data.synth_version",
+                            fix=f"use one of {', '.join(map(str, RENDERER_VERSIONS))}")
 
     def key(self) -> str:
         """A folder name unique to the renderer version and these parameters."""
         h, w = self.size
-        return f"v{RENDERER_VERSION}-n{self.identities}x{self.images_per_identity}-c{self.cameras}-s{self.seed}-{h}x{w}"
+        return f"v{self.version}-n{self.identities}x{self.images_per_identity}-c{self.cameras}-s{self.seed}-{h}x{w}"
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,11 @@ def _pick(rng: np.random.Generator, items, weights=None):
 
 def make_person(seed: int, pid: int) -> Person:
     """Draw the attributes of identity ``pid`` (deterministic in ``seed`` and ``pid``)."""
-    rng = np.random.default_rng([seed, pid, 1])
+    return random_person(np.random.default_rng([seed, pid, 1]))
+
+
+def random_person(rng: np.random.Generator) -> Person:
+    """Draw every attribute of a person from the palettes with ``rng``."""
     upper = _pick(rng, GARMENT, GARMENT_WEIGHTS)
     second = _pick(rng, [c for c in GARMENT if c != upper])
     return Person(
@@ -354,6 +379,201 @@ def render_image(person: Person, camera: Camera, rng: np.random.Generator, size:
     return buf.getvalue()
 
 
+# Version 2: the nuisances that make real re-ID hard (see the module docstring).
+
+#: Version-2 identities come in families of this many near-duplicates (:func:`make_person_v2`).
+FAMILY_SIZE = 5
+PROPS = ("pole", "bin", "sign", "bike", "car", "bench")
+_PALETTES = {"upper": GARMENT, "upper_second": GARMENT, "accessory_colour": GARMENT, "cap": GARMENT, "pattern": PATTERNS,
+             "lower_type": LOWER_TYPES, "lower": LOWER, "shoes": SHOES, "accessory": ACCESSORIES,
+             "hair_style": HAIR_STYLES, "hair_colour": HAIR_COLOURS}
+
+
+@dataclass(frozen=True)
+class CameraV2(Camera):
+    """A version-2 camera: a :class:`Camera` that also resolves only ``resolution`` of the crop's
+    pixels (low-resolution footage) and motion-blurs ``motion`` of its images."""
+
+    resolution: float = 1.0
+    motion: float = 0.0
+
+
+def visible_changes(p: Person) -> list[str]:
+    """The attributes of ``p`` whose change shows in the pixels (a bag's colour only if there is a bag, …)."""
+    keys = ["upper", "pattern", "long_sleeves", "lower_type", "lower", "shoes", "accessory", "cap", "hair_style"]
+    keys += ["upper_second"] * (p.pattern != "plain") + ["accessory_colour"] * (p.accessory != "none")
+    return keys + ["hair_colour"] * (p.hair_style != "bald")
+
+
+def change_attribute(p: Person, key: str, rng: np.random.Generator) -> Person:
+    """``p`` with attribute ``key`` set to another value (a cap may also come off).
+
+    Example:
+        >>> p = make_person(0, 1)
+        >>> change_attribute(p, "long_sleeves", np.random.default_rng(0)).long_sleeves != p.long_sleeves
+        True
+    """
+    if key == "long_sleeves":
+        return replace(p, long_sleeves=not p.long_sleeves)
+    if key == "cap" and p.cap is not None and rng.random() < 0.5:
+        return replace(p, cap=None)
+    taken = {getattr(p, key)} | ({p.upper, p.upper_second} if key in ("upper", "upper_second") else set())
+    return replace(p, **{key: _pick(rng, [v for v in _PALETTES[key] if v not in taken])})
+
+
+@lru_cache(maxsize=8192)
+def make_person_v2(seed: int, pid: int) -> Person:
+    """The version-2 identity ``pid``: consecutive identities (1, 2, …) form families of
+    :data:`FAMILY_SIZE` near-duplicates; the first of a family is a random person, each other one
+    is that person with one or two visible attributes changed (:func:`visible_changes`).
+
+    Example:
+        >>> a, b = make_person_v2(0, 1), make_person_v2(0, 2)
+        >>> 1 <= sum(x != y for x, y in zip(a.__dict__.values(), b.__dict__.values())) <= 2
+        True
+    """
+    family, member = divmod(pid - 1, FAMILY_SIZE)
+    person = random_person(np.random.default_rng([seed, family, 21]))
+    if member == 0:
+        return person
+    rng = np.random.default_rng([seed, pid, 22])
+    changed: list[str] = []
+    for _ in range(1 + int(rng.random() < 0.5)):
+        key = _pick(rng, [k for k in visible_changes(person) if k not in changed])
+        person = change_attribute(person, key, rng)
+        changed.append(key)
+    return person
+
+
+def scene_props(seed: int) -> list[tuple[str, tuple, tuple]]:
+    """The street furniture (kind, main colour, second colour) of every camera: the same few
+    objects stand behind and in front of many identities, in clothing-like colours."""
+    rng = np.random.default_rng([seed, 23])
+    palette = scene_palette(seed)
+    return [(kind, _pick(rng, GARMENT), palette[int(rng.integers(len(palette)))]) for kind in PROPS]
+
+
+def _draw_prop(d: ImageDraw.ImageDraw, prop: tuple[str, tuple, tuple], x: float, ground: float, u: float) -> None:
+    """Draw ``prop`` standing on ``ground`` at ``x``, sized for a person ``u`` pixels tall."""
+    kind, c1, c2 = prop
+
+    def rect(x0, y0, x1, y1, fill):
+        d.rectangle([int(x + x0 * u), int(ground - y1 * u), int(x + x1 * u), int(ground - y0 * u)], fill=fill)
+
+    if kind == "pole":
+        rect(-0.03, 0, 0.03, 1.4, c1)
+    elif kind == "bin":
+        rect(-0.12, 0, 0.12, 0.32, c1)
+        rect(-0.13, 0.3, 0.13, 0.36, c2)
+    elif kind == "sign":
+        rect(-0.015, 0, 0.015, 0.9, c2)
+        rect(-0.16, 0.62, 0.16, 0.9, c1)
+    elif kind == "bike":
+        for wx in (-0.2, 0.2):
+            d.ellipse([x + (wx - 0.12) * u, ground - 0.24 * u, x + (wx + 0.12) * u, ground], outline=c2, width=max(1, int(0.02 * u)))
+        d.line([(x - 0.2 * u, ground - 0.12 * u), (x, ground - 0.3 * u), (x + 0.2 * u, ground - 0.12 * u)], fill=c1, width=max(1, int(0.03 * u)))
+    elif kind == "car":
+        rect(-0.8, 0.08, 0.8, 0.4, c1)
+        rect(-0.45, 0.38, 0.4, 0.58, c2)
+        for wx in (-0.5, 0.5):
+            d.ellipse([x + (wx - 0.1) * u, ground - 0.2 * u, x + (wx + 0.1) * u, ground], fill=(25, 25, 25))
+    else:  # bench
+        rect(-0.32, 0.18, 0.32, 0.24, c1)
+        rect(-0.32, 0.3, 0.32, 0.42, c1)
+        for lx in (-0.28, 0.24):
+            rect(lx, 0, lx + 0.04, 0.2, c2)
+
+
+@lru_cache(maxsize=64)
+def make_camera_v2(seed: int, cam: int, size: tuple[int, int]) -> CameraV2:
+    """Version-2 camera ``cam``: the scene of :func:`make_camera` with a strong white-balance and
+    exposure signature, low resolution, motion blur, and one dominant viewpoint (camera 0 sees
+    people from the front, camera 1 from the back, cameras 2 and 3 from the sides, …)."""
+    base = make_camera(seed, cam, size)
+    rng = np.random.default_rng([seed, cam, 25])
+    views = np.full(4, 0.05)
+    views[cam % 4], views[(cam % 4) ^ 1] = 0.8, 0.1  # mostly one side, sometimes the opposite one
+    return CameraV2(
+        background=base.background,
+        gains=1.0 + rng.uniform(-0.3, 0.3, 3),
+        brightness=float(rng.uniform(0.6, 1.25)),
+        contrast=float(rng.uniform(0.65, 1.05)),
+        blur=float(rng.uniform(0.4, 1.2)) * crop_size(size)[0] / 128,
+        noise=float(rng.uniform(5, 12)),
+        quality=int(rng.integers(25, 60)),
+        view_p=tuple(float(v) for v in views),
+        resolution=float(rng.uniform(0.3, 0.6)),
+        motion=float(rng.uniform(0.2, 0.6)),
+    )
+
+
+def motion_blur(arr: np.ndarray, length: int) -> np.ndarray:
+    """Average each pixel of an H×W×C array with its ``length`` horizontal neighbours (a walking blur).
+
+    Example:
+        >>> motion_blur(np.array([[[0.0], [3.0], [0.0]]]), 3)[0, :, 0].tolist()
+        [1.0, 1.0, 1.0]
+    """
+    padded = np.pad(arr, ((0, 0), (length // 2, length - 1 - length // 2), (0, 0)), mode="edge")
+    c = np.concatenate([np.zeros_like(padded[:, :1]), np.cumsum(padded, axis=1)], axis=1)
+    return (c[:, length:] - c[:, :-length]) / length
+
+
+def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, size: tuple[int, int],
+                    crowd: tuple[Person, Person], props: list) -> bytes:
+    """Render one version-2 JPEG of ``person`` seen by ``camera``; ``crowd`` are two passers-by
+    (one may walk behind, one in front), ``props`` the scene's street furniture (:func:`scene_props`)."""
+    h, w = crop_size(size)
+    bh, bw = camera.background.shape[:2]
+    oy, ox = int(rng.integers(0, bh - h + 1)), int(rng.integers(0, bw - w + 1))
+    img = Image.fromarray(camera.background[oy : oy + h, ox : ox + w])
+    d = ImageDraw.Draw(img)
+    u = person.height * h * rng.uniform(0.8, 1.15)  # detector boxes too tight or too loose ...
+    feet = h * (1 + rng.uniform(-0.12, 0.08))  # ... and shifted: feet or head may be cut off
+    cx = w / 2 + rng.uniform(-0.22, 0.22) * w
+    view = VIEWS[int(rng.choice(4, p=camera.view_p))]
+    if rng.random() < 0.6:  # street furniture behind
+        _draw_prop(d, props[int(rng.integers(len(props)))], rng.uniform(0, w), feet - rng.uniform(0, 0.15) * h, u)
+    if rng.random() < 0.5:  # a passer-by behind
+        side = rng.choice([-1, 1])
+        _draw_person(d, crowd[0], cx + side * rng.uniform(0.3, 0.6) * w, feet - rng.uniform(0.03, 0.12) * h,
+                     u * rng.uniform(0.75, 0.95), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
+    _draw_person(d, person, cx, feet, u, view, swing=float(rng.uniform(-1, 1)))
+    front = rng.random()
+    if front < 0.3:  # a passer-by in front
+        side = rng.choice([-1, 1])
+        _draw_person(d, crowd[1], cx + side * rng.uniform(0.3, 0.55) * w, feet + rng.uniform(0, 0.1) * h,
+                     u * rng.uniform(1.0, 1.15), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
+    elif front < 0.5:  # street furniture in front
+        _draw_prop(d, props[int(rng.integers(len(props)))], cx + rng.uniform(-0.4, 0.4) * w, h + rng.uniform(0, 0.1) * h, u)
+
+    arr = np.asarray(img, dtype=np.float32)
+    if rng.random() < 0.5:  # shadow or light falling across the crop
+        ramp = np.linspace(rng.uniform(0.5, 1.1), rng.uniform(0.5, 1.1), h if rng.random() < 0.5 else w, dtype=np.float32)
+        arr = arr * (ramp[:, None, None] if len(ramp) == h else ramp[None, :, None])
+    res = camera.resolution * rng.uniform(0.8, 1.25)  # low resolution, upsampled to the network size
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((max(6, round(w * res)), max(12, round(h * res))), Image.BILINEAR)
+    img = img.resize(size[::-1], Image.BILINEAR).filter(ImageFilter.GaussianBlur(camera.blur * rng.uniform(0.7, 1.3)))
+    arr = np.asarray(img, dtype=np.float32)
+    if rng.random() < camera.motion:
+        arr = motion_blur(arr, int(rng.integers(3, 4 + size[1] // 12)))
+    mean = arr.mean()
+    arr = (arr - mean) * np.float32(camera.contrast * rng.uniform(0.85, 1.15)) + mean
+    arr = arr * (camera.gains * (1 + rng.normal(0, 0.12, 3)) * camera.brightness * rng.uniform(0.65, 1.35)).astype(np.float32)
+    arr += rng.standard_normal(arr.shape, dtype=np.float32) * camera.noise
+    out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    out.save(buf, format="JPEG", quality=int(np.clip(camera.quality + rng.integers(-10, 11), 15, 95)))
+    return buf.getvalue()
+
+
+def _passers_by(params: SynthParams, pid: int, j: int) -> tuple[Person, Person]:
+    """Two other identities of the set who walk through image ``j`` of ``pid``."""
+    n = params.identities
+    others = np.random.default_rng([params.seed, pid, 26, j]).integers(1, max(2, n), 2)
+    return tuple(make_person_v2(params.seed, int(q) + int(q >= pid and n > 1)) for q in others)
+
+
 def camera_sequence(params: SynthParams, pid: int) -> list[int]:
     """Camera of each image of ``pid``: the first images cover distinct cameras, the rest are random."""
     rng = np.random.default_rng([params.seed, pid, 3])
@@ -363,7 +583,14 @@ def camera_sequence(params: SynthParams, pid: int) -> list[int]:
 
 
 def render_identity_jpegs(params: SynthParams, pid: int) -> list[tuple[int, bytes]]:
-    """(camera, JPEG bytes) of every image of identity ``pid``."""
+    """(camera, JPEG bytes) of every image of identity ``pid``, drawn by renderer ``params.version``."""
+    if params.version == 2:
+        person = make_person_v2(params.seed, pid)
+        cams = {c: make_camera_v2(params.seed, c, params.size) for c in range(params.cameras)}
+        props = scene_props(params.seed)
+        return [(cam, render_image_v2(person, cams[cam], np.random.default_rng([params.seed, pid, 24, j]), params.size,
+                                      _passers_by(params, pid, j), props))
+                for j, cam in enumerate(camera_sequence(params, pid))]
     person = make_person(params.seed, pid)
     cams = {c: make_camera(params.seed, c, params.size) for c in range(params.cameras)}
     out = []

@@ -64,13 +64,15 @@ def validation_loss(query: Features, gallery: Features, same_set: bool, margin: 
     return float(triplet_loss(pool.features, pool.pids, margin=margin, mining="hard", distance="euclidean"))
 
 
-def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool) -> EvalResult:
-    """Feed extracted features through an :class:`~reid.evaluation.Evaluator` and evaluate."""
+def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float | None = None) -> EvalResult:
+    """Feed extracted features through an :class:`~reid.evaluation.Evaluator` and evaluate; with ``margin``
+    the result carries the validation triplet loss too (:func:`validation_loss`: an N×N pass, so only on request)."""
     evaluator = Evaluator(spec, same_set=same_set)
     evaluator.process(query.features, query.pids, query.camids, split="query")
     if not same_set:
         evaluator.process(gallery.features, gallery.pids, gallery.camids, split="gallery")
-    return evaluator.evaluate()
+    result = evaluator.evaluate()
+    return result if margin is None else replace(result, val_loss=validation_loss(query, gallery, same_set, margin))
 
 
 def extract_sharded(model: torch.nn.Module, imageset, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
@@ -87,13 +89,18 @@ def extract_sharded(model: torch.nn.Module, imageset, runtime: Runtime, spec: Ev
     return Features(gather_rows(local.features, n, ctx), imageset.pids.clone(), imageset.camids.clone())
 
 
-def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
-                   margin: float, ctx: DistContext = DistContext()) -> EvalResult:
-    """Evaluate ``model`` on ``data.query`` / ``data.gallery``, with the validation triplet loss.
-
-    Under torchrun every rank extracts a shard and gets the same result.
-    """
+def extract_validation(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
+                       ctx: DistContext = DistContext()) -> tuple[Features, Features]:
+    """Features of ``data.query`` and ``data.gallery`` (the same object for a leave-one-out set), sharded over
+    the ranks of ``ctx`` under torchrun."""
     query = extract_sharded(model, data.query, runtime, spec, augment, ctx)
-    gallery = query if data.same_set else extract_sharded(model, data.gallery, runtime, spec, augment, ctx)
-    result = score(query, gallery, spec, data.same_set)
-    return replace(result, val_loss=validation_loss(query, gallery, data.same_set, margin))
+    return query, query if data.same_set else extract_sharded(model, data.gallery, runtime, spec, augment, ctx)
+
+
+def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
+                   margin: float | None = None, ctx: DistContext = DistContext()) -> EvalResult:
+    """Evaluate ``model`` on ``data.query`` / ``data.gallery`` (with the validation triplet loss when ``margin``
+    is given). Under torchrun every rank extracts a shard and gets the same result.
+    """
+    query, gallery = extract_validation(model, data, runtime, spec, augment, ctx)
+    return score(query, gallery, spec, data.same_set, margin)

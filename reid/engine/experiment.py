@@ -130,12 +130,13 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
                       sync_every=spec.runtime.log_every,
                       agree=(lambda flag: broadcast_flag(flag, ctx)) if ctx.enabled else None)
+    protocol = resolve_protocol(spec.eval.protocol, data.same_set, torch.cat([data.query.camids, data.gallery.camids]))
     if ctx.is_main:
         console.print(f"run [bold]{spec.name}[/] → {out} · {runtime.describe()['device_name']} · {runtime.precision}"
                       f"{' · channels_last' if runtime.channels_last else ''}"
                       f"{f' · {ctx.world_size} processes' if ctx.enabled else ''} · "
                       f"{data.num_classes} training identities · {trainer.steps_per_epoch} iterations/epoch · evaluation: "
-                      f"protocol {resolve_protocol(spec.eval.protocol, data.same_set, torch.cat([data.query.camids, data.gallery.camids]))} "
+                      f"protocol {protocol} "
                       + (f"(leave-one-out over {len(data.query)} images)" if data.same_set
                          else f"({len(data.query)} queries, {len(data.gallery)} gallery)"))
     try:
@@ -148,7 +149,6 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     if not ctx.is_main:
         cleanup(ctx)
         return {}
-    protocol = resolve_protocol(spec.eval.protocol, data.same_set, torch.cat([data.query.camids, data.gallery.camids]))
     summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol,
                         session_seconds=time.time() - started)
     run.write_summary(summary)

@@ -10,7 +10,7 @@ works on features, so it runs the same on any device.
 """
 
 from reid.evaluation.evaluator import Evaluator, resolve_protocol
-from reid.evaluation.ranking import RankedList, top_k
+from reid.evaluation.ranking import RankedList, ranked_lists, top_k, top_k_of_distances
 from reid.evaluation.result import EvalResult
 
-__all__ = ["EvalResult", "Evaluator", "RankedList", "resolve_protocol", "top_k"]
+__all__ = ["EvalResult", "Evaluator", "RankedList", "ranked_lists", "resolve_protocol", "top_k", "top_k_of_distances"]

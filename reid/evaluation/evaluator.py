@@ -24,7 +24,7 @@ import torch
 
 from reid.errors import ReidError
 from reid.evaluation.result import EvalResult
-from reid.metrics import evaluate, evaluate_features
+from reid.metrics import auto_protocol, evaluate, evaluate_features
 from reid.rerank import rerank_features
 from reid.spec import EvalSpec
 
@@ -41,7 +41,7 @@ def resolve_protocol(requested: str, same_set: bool, camids: torch.Tensor) -> st
     """
     if requested != "auto":
         return requested
-    return "all" if same_set or int(torch.as_tensor(camids).unique().numel()) < 2 else "market"
+    return auto_protocol(same_set, int(torch.as_tensor(camids).unique().numel()))
 
 
 class _Store:
@@ -103,28 +103,31 @@ class Evaluator:
             raise ReidError(f"nothing to evaluate: no {split} features were processed")
         return store.tensors()
 
-    @property
-    def protocol(self) -> str:
-        """The protocol that :meth:`evaluate` uses (``eval.protocol``, ``auto`` resolved from the processed data)."""
-        _, _, q_cams = self.split_tensors("query")
-        _, _, g_cams = self.split_tensors("gallery")
-        return resolve_protocol(self.spec.protocol, self.same_set, torch.cat([q_cams, g_cams]))
-
-    def evaluate(self) -> EvalResult:
-        """CMC, mAP and mINP of everything processed (see :func:`reid.metrics.evaluate_features`)."""
+    def _ranked(self) -> tuple[dict, str]:
+        """:func:`reid.metrics.evaluate` of everything processed (re-ranked distances with ``eval.rerank``), and the protocol."""
         qf, q_pids, q_cams = self.split_tensors("query")
         gf, g_pids, g_cams = self.split_tensors("gallery")
-        spec, protocol = self.spec, self.protocol
+        spec = self.spec
+        protocol = resolve_protocol(spec.protocol, self.same_set, torch.cat([q_cams, g_cams]))
         max_rank = max(1, min(spec.max_rank, len(g_pids) - int(self.same_set)))  # a small gallery caps the CMC curve
         labels = dict(q_pids=q_pids, g_pids=g_pids, q_camids=q_cams, g_camids=g_cams, max_rank=max_rank,
                       protocol=protocol, same_set=self.same_set)
         if spec.rerank:  # k-reciprocal re-ranking needs every query-gallery distance at once
             dist = rerank_features(qf, gf.to(qf.device), spec.k1, spec.k2, spec.lambda_, metric=spec.distance,
                                    normalize=spec.normalize)
-            raw = evaluate(dist, **labels)
-        else:
-            raw = evaluate_features(qf, gf.to(qf.device), metric=spec.distance, normalize=spec.normalize,
-                                    memory_mb=self.memory_mb, **labels)
+            return evaluate(dist, **labels), protocol
+        return evaluate_features(qf, gf.to(qf.device), metric=spec.distance, normalize=spec.normalize,
+                                 memory_mb=self.memory_mb, **labels), protocol
+
+    def first_match_ranks(self) -> torch.Tensor:
+        """Per processed query, the 0-based rank of its first true match under the spec's ranking (−1 when the
+        query has none left after the protocol's removals): per-query breakdowns start here."""
+        return torch.from_numpy(self._ranked()[0]["first_match"])
+
+    def evaluate(self) -> EvalResult:
+        """CMC, mAP and mINP of everything processed (see :func:`reid.metrics.evaluate_features`)."""
+        raw, protocol = self._ranked()
+        spec = self.spec
         return EvalResult(cmc=tuple(float(x) for x in raw["cmc"]), mAP=float(raw["mAP"]), mINP=float(raw["mINP"]),
                           num_valid=int(raw["num_valid"]), num_skipped=int(raw["num_skipped"]), protocol=protocol,
                           distance=spec.distance, normalize=spec.normalize, ranks=tuple(spec.ranks), flip=spec.flip,

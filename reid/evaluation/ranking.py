@@ -19,12 +19,14 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from reid.errors import ReidError
+from reid.rerank import rerank_features
+from reid.spec import EvalSpec
 
 
 @dataclass(frozen=True)
@@ -197,3 +199,30 @@ def top_k_of_distances(dist: torch.Tensor, k: int, q_pids=None, g_pids=None, q_c
         block = dist[q0 : q0 + query_block].clone()
         out += _nearest_in_blocks([(0, block)], q0, len(block), k, labels, dist.device)
     return out
+
+
+def ranked_lists(spec: EvalSpec, qf: torch.Tensor, gf: torch.Tensor, k: int, queries=None, q_pids=None, g_pids=None,
+                 q_camids=None, g_camids=None, protocol: str = "all", same_set: bool = False) -> list[RankedList]:
+    """The ``k`` nearest gallery entries of queries ``queries`` (default: all) ranked as evaluation ranks them
+    under ``spec`` (an ``[eval]`` table): k-reciprocal re-ranked distances with ``spec.rerank`` — where every
+    query and gallery entry shapes the neighbourhoods, so all of them are used — else :func:`top_k`.
+
+    ``same_set``: query ``i`` is gallery ``i`` (leave-one-out) and is not its own neighbour.
+    ``RankedList.query`` is the index into ``qf``.
+
+    Example:
+        >>> from reid.spec import EvalSpec
+        >>> x = torch.tensor([[0.0], [1.0], [5.0], [6.0]])
+        >>> [r.gallery for r in ranked_lists(EvalSpec(), x, x, k=1, queries=[0, 2], same_set=True)]
+        [(1,), (3,)]
+    """
+    picked = torch.arange(len(qf)) if queries is None else torch.as_tensor(queries, dtype=torch.long).reshape(-1)
+    rows = lambda x: None if x is None else torch.as_tensor(x)[picked]  # noqa: E731
+    labels = dict(q_pids=rows(q_pids), g_pids=g_pids, q_camids=rows(q_camids), g_camids=g_camids, protocol=protocol,
+                  exclude=picked if same_set else None)
+    if spec.rerank:
+        dist = rerank_features(qf, gf, spec.k1, spec.k2, spec.lambda_, metric=spec.distance, normalize=spec.normalize)
+        lists = top_k_of_distances(dist[picked], k, **labels)
+    else:
+        lists = top_k(torch.as_tensor(qf)[picked], gf, k, metric=spec.distance, normalize=spec.normalize, **labels)
+    return [replace(r, query=int(picked[r.query])) for r in lists]

@@ -6,7 +6,7 @@ A backbone is a tuple of small frozen dataclasses, read front to back by
 ``StemSpec`` (conv 7×7/s2 + BN + ReLU) → ``MaxPoolSpec`` (3×3/s2) → one ``StageSpec``
 per stage of residual blocks (``basic`` or ``bottleneck``) → ``GlobalPoolSpec``.
 
-Named layouts (block kind and blocks per stage) live in :data:`LAYOUTS`: ResNet-18/34
+Named layouts (block kind and blocks per stage) live in :data:`ARCHS`: ResNet-18/34
 use BasicBlocks, ResNet-50/101/152 Bottlenecks (1×1 → 3×3 → 1×1, four times wider
 output). ``layers`` and ``last_stride`` override them. The default is the assignment
 network: ResNet-18 with last stride 1, average pooling, for 3×128×128 crops.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from reid.errors import ReidError
-from reid.registry import Registry
+from reid.registry import ARCHS
 
 #: Output channels of a block = its width × this factor.
 EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -41,34 +41,33 @@ class Layout:
     blocks: tuple[int, ...]
 
 
-LAYOUTS: Registry[Callable[[], Layout]] = Registry("architecture")
 
 
-@LAYOUTS.register("resnet18")
+@ARCHS.register("resnet18")
 def resnet18_layout() -> Layout:
     """ResNet-18: 2, 2, 2, 2 BasicBlocks."""
     return Layout("basic", (2, 2, 2, 2))
 
 
-@LAYOUTS.register("resnet34")
+@ARCHS.register("resnet34")
 def resnet34_layout() -> Layout:
     """ResNet-34: 3, 4, 6, 3 BasicBlocks."""
     return Layout("basic", (3, 4, 6, 3))
 
 
-@LAYOUTS.register("resnet50")
+@ARCHS.register("resnet50")
 def resnet50_layout() -> Layout:
     """ResNet-50: 3, 4, 6, 3 Bottlenecks."""
     return Layout("bottleneck", (3, 4, 6, 3))
 
 
-@LAYOUTS.register("resnet101")
+@ARCHS.register("resnet101")
 def resnet101_layout() -> Layout:
     """ResNet-101: 3, 4, 23, 3 Bottlenecks."""
     return Layout("bottleneck", (3, 4, 23, 3))
 
 
-@LAYOUTS.register("resnet152")
+@ARCHS.register("resnet152")
 def resnet152_layout() -> Layout:
     """ResNet-152: 3, 8, 36, 3 Bottlenecks."""
     return Layout("bottleneck", (3, 8, 36, 3))
@@ -131,7 +130,7 @@ def backbone_specs(
     """The layer specs of a ResNet.
 
     Args:
-        arch: a name in :data:`LAYOUTS` (``resnet18`` … ``resnet152``); sets the block kind and counts.
+        arch: a name in :data:`ARCHS` (``resnet18`` … ``resnet152``); sets the block kind and counts.
         layers: blocks per stage (four positive integers); overrides the arch's counts, not its block kind.
         last_stride: stride of the first block of the last stage (1 keeps 8×8 maps for 128×128 input).
         pooling: global pooling kind (``avg``, ``max``, ``gem``).
@@ -139,7 +138,7 @@ def backbone_specs(
     Raises:
         ReidError: unknown arch, bad layers or stride.
     """
-    layout = LAYOUTS.get(arch)()
+    layout = ARCHS.get(arch)()
     blocks = tuple(layers) if layers is not None else layout.blocks
     if len(blocks) != len(STAGE_CHANNELS) or any(int(b) < 1 for b in blocks):
         raise ReidError(f"layers {list(blocks)} must be {len(STAGE_CHANNELS)} positive block counts", where="model.layers", fix="e.g. 2,2,2,2 or 3,4,6,3")

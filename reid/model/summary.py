@@ -24,7 +24,7 @@ from importlib import resources
 import torch
 from torch import nn
 
-from reid.model.blocks import LAYOUTS
+from reid.registry import ARCHS
 from reid.model.builder import RESIDUAL_BLOCKS
 from reid.model.network import ReidModel
 from reid.spec import ModelSpec
@@ -208,8 +208,8 @@ def differences_from_documented(model: ModelSpec, input_size: tuple[int, int, in
         >>> differences_from_documented(ModelSpec(arch="resnet50"), (3, 128, 128))
         ['block bottleneck (documented: basic)', 'layers 3,4,6,3 (documented: 2,2,2,2)']
     """
-    if model.arch in LAYOUTS:
-        layout = LAYOUTS.get(model.arch)()
+    if model.arch in ARCHS:
+        layout = ARCHS.get(model.arch)()
         found = {"block": layout.block, "layers": ",".join(str(n) for n in (model.layers or layout.blocks))}
     else:
         found = {"arch": model.arch}

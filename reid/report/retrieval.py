@@ -7,21 +7,22 @@ evaluation used, ranked lists from :func:`reid.evaluation.top_k` under the run's
 Example::
 
     val = embed_validation(load_run("runs/q8"))
-    lists = ranked_lists(val, choose_queries(val.query.pids, 6), top=10, distance="euclidean", normalize=False)
+    lists = ranked_lists(val, choose_queries(val.query.pids, 6), top=10, spec=load_run("runs/q8").spec.eval)
     points, explained = pca_2d(val.query.features)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from reid.api import load
-from reid.engine.evaluation import Features, extract_features, score, validation_loss
-from reid.evaluation import RankedList, top_k
+from reid.engine.evaluation import Features, extract_validation, score
+from reid.evaluation import Evaluator, RankedList
+from reid.evaluation import ranked_lists as rank_by_spec
 from reid.report.runs import Run
-from reid.spec import AugmentSpec
+from reid.spec import EvalSpec
 
 
 @dataclass
@@ -54,17 +55,14 @@ def embed_validation(run: Run) -> Validation:
     model = load(run.path, precision="fp32")
     spec = run.spec
     data = model.eval_data()
-    augment = AugmentSpec(mean=model.preprocess.mean, std=model.preprocess.std)
-    query = extract_features(model.model, data.query, model.runtime, spec.eval, augment)
-    gallery = query if data.same_set else extract_features(model.model, data.gallery, model.runtime, spec.eval, augment)
-    result = score(query, gallery, spec.eval, data.same_set)
-    metrics = {**result.to_record(), "val_loss": validation_loss(query, gallery, data.same_set, spec.loss.margin)}
+    query, gallery = extract_validation(model.model, data, model.runtime, spec.eval, model.preprocess.normalization())
+    result = score(query, gallery, spec.eval, data.same_set, margin=spec.loss.margin)
     return Validation(
         query=query, gallery=gallery, query_images=data.query.all_images(),
         gallery_images=data.query.all_images() if data.same_set else data.gallery.all_images(),
         same_set=data.same_set, protocol=result.protocol,
         checkpoint=str(model.checkpoint.relative_to(run.rundir.path)), checkpoint_epoch=model.epoch,
-        metrics=metrics,
+        metrics=result.to_record(),
     )
 
 
@@ -84,14 +82,13 @@ def choose_queries(pids: torch.Tensor, n: int) -> list[int]:
     return [first[pid] for pid in picked]
 
 
-def ranked_lists(val: Validation, queries: list[int], top: int, distance: str, normalize: bool) -> list[RankedList]:
-    """The ``top`` nearest gallery entries of each query, under the run's distance and junk rule
-    (``RankedList.query`` is the query's index in ``val.query``)."""
-    q, g, picked = val.query, val.gallery, torch.tensor(queries, dtype=torch.long)
-    lists = top_k(q.features[picked], g.features, top, metric=distance, normalize=normalize, q_pids=q.pids[picked],
-                  g_pids=g.pids, q_camids=q.camids[picked], g_camids=g.camids, protocol=val.protocol,
-                  exclude=picked if val.same_set else None)
-    return [replace(r, query=queries[r.query]) for r in lists]
+def ranked_lists(val: Validation, queries: list[int], top: int, spec: EvalSpec) -> list[RankedList]:
+    """The ``top`` nearest gallery entries of each query, ranked as the run's evaluation ranks them
+    (:func:`reid.evaluation.ranked_lists`: distance, junk rule, re-ranking; ``RankedList.query`` is the
+    query's index in ``val.query``)."""
+    q, g = val.query, val.gallery
+    return rank_by_spec(spec, q.features, g.features, top, queries=queries, q_pids=q.pids, g_pids=g.pids,
+                        q_camids=q.camids, g_camids=g.camids, protocol=val.protocol, same_set=val.same_set)
 
 
 def pca_2d(features: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:
@@ -128,18 +125,17 @@ class CameraScore:
     rank1: float | None
 
 
-def rank1_by_camera(val: Validation, distance: str, normalize: bool) -> list[CameraScore]:
-    """Rank-1 per query camera, ranked by :func:`reid.evaluation.top_k` under the run's protocol (the whole
-    remaining gallery per query, so a query without a true match is told apart from a miss)."""
-    q, g = val.query, val.gallery
-    n = len(g.pids) - int(val.same_set)
-    lists = top_k(q.features, g.features, max(n, 1), metric=distance, normalize=normalize, q_pids=q.pids,
-                  g_pids=g.pids, q_camids=q.camids, g_camids=g.camids, protocol=val.protocol,
-                  exclude=torch.arange(len(q.pids)) if val.same_set else None)
+def rank1_by_camera(val: Validation, spec: EvalSpec) -> list[CameraScore]:
+    """Rank-1 per query camera, from each query's first true match under the run's evaluation
+    (:meth:`reid.evaluation.Evaluator.first_match_ranks`: a query without a true match is told apart from a miss)."""
+    evaluator = Evaluator(spec, same_set=val.same_set)
+    evaluator.process(val.query.features, val.query.pids, val.query.camids, split="query")
+    if not val.same_set:
+        evaluator.process(val.gallery.features, val.gallery.pids, val.gallery.camids, split="gallery")
+    first = evaluator.first_match_ranks()
     out = []
-    for cam in sorted(set(q.camids.tolist())):
-        mine = [r for r in lists if int(q.camids[r.query]) == cam]
-        valid = [r for r in mine if r.correct and any(r.correct)]
-        out.append(CameraScore(cam, len(mine), len(valid),
-                               sum(r.correct[0] for r in valid) / len(valid) if valid else None))
+    for cam in sorted(set(val.query.camids.tolist())):
+        mine = first[val.query.camids == cam]
+        valid = mine[mine >= 0]
+        out.append(CameraScore(cam, len(mine), len(valid), float((valid == 0).double().mean()) if len(valid) else None))
     return out

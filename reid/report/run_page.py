@@ -50,7 +50,7 @@ def retrieval_section(run: Run, figures: Figures, slug: str) -> list[str]:
         return ["_No checkpoint in this run, so no retrieval grid or embedding plot._"]
     val = embed_validation(run)
     ev = run.spec.eval
-    lists = ranked_lists(val, choose_queries(val.query.pids, QUERIES), TOP, ev.distance, ev.normalize)
+    lists = ranked_lists(val, choose_queries(val.query.pids, QUERIES), TOP, ev)
     feats, pids = val.query.features, val.query.pids
     if not val.same_set:
         feats, pids = torch.cat([feats, val.gallery.features]), torch.cat([pids, val.gallery.pids])
@@ -66,7 +66,7 @@ def retrieval_section(run: Run, figures: Figures, slug: str) -> list[str]:
         f"the {feats.shape[1]}-d embeddings of all {feats.shape[0]} validation images. Rank-1 of these weights: "
         f"{pct(val.metrics['rank1'])}.",
     ]
-    cameras = rank1_by_camera(val, ev.distance, ev.normalize)
+    cameras = rank1_by_camera(val, ev)
     if len(cameras) > 1:
         out += ["### Rank-1 per query camera",
                 table(["query camera", "queries", "with a true match", "Rank-1"],

@@ -42,9 +42,11 @@ def loss_name(spec: Spec) -> str:
         parts.append(f"{weight}cross-entropy ID loss{smooth}")
     if spec.loss.triplet_weight > 0:
         weight = f"{spec.loss.triplet_weight:g} × " if spec.loss.triplet_weight != 1 else ""
-        mining = {"hard": "batch-hard", "all": "batch-all", "soft": "soft-margin batch-hard"}[spec.loss.mining]
+        mining = {"hard": "batch-hard", "all": "batch-all", "soft": "soft-margin batch-hard"}.get(
+            spec.loss.mining, f"{spec.loss.mining}-mining")  # a user-registered rule is named as registered
         margin = "" if spec.loss.mining == "soft" else f", margin {spec.loss.margin:g}"
         parts.append(f"{weight}{mining} triplet loss ({spec.loss.triplet_distance}{margin})")
+    parts += [f"{w:g} × {name} loss" for name, w in spec.loss.terms.items() if w > 0]
     return " + ".join(parts)
 
 

@@ -25,7 +25,7 @@ def run_visuals(ctx: ReportContext, run: Run, question: str) -> list[str]:
     val = embed_validation(run)
     ev = run.spec.eval
     queries = choose_queries(val.query.pids, QUERIES)
-    lists = ranked_lists(val, queries, TOP, ev.distance, ev.normalize)
+    lists = ranked_lists(val, queries, TOP, ev)
     tag = f"q09_{question}"
     label = question.upper()
     hits = sum(r.correct[0] for r in lists if r.correct)

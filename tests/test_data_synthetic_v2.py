@@ -1,0 +1,132 @@
+"""The version-2 (harder) synthetic renderer: determinism, near-duplicate identities, viewpoints,
+difficulty, and the version-1 pixels left untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reid.cli import main
+from reid.data import build_data
+from reid.data.baseline import run_baseline
+from reid.data.synthetic import (
+    FAMILY_SIZE, SynthParams, make_camera_v2, make_person_v2, render_image_v2, scene_props, visible_changes,
+    write_market_layout,
+)
+from reid.errors import ReidError
+from reid.spec import DataSpec
+
+SMALL_V2 = SynthParams(identities=12, images_per_identity=4, cameras=2, seed=0, size=(64, 64), version=2)
+#: sha256 over (relative path, bytes) of every file of the tiny version-1 set below, computed
+#: before version 2 existed: version 1 must keep rendering these exact bytes.
+V1_TINY_DIGEST = "47ef5cbcb5d68a17689f1eff5f93159778c2881aeda2d656d725abbfdbd62777"
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.jpg"))}
+
+
+def attribute_differences(a, b) -> list[str]:
+    return [k for k in a.__dict__ if getattr(a, k) != getattr(b, k)]
+
+
+def test_version_1_bytes_are_unchanged(tmp_path):
+    root = write_market_layout(tmp_path / "v1", SynthParams(identities=6, images_per_identity=3, size=(32, 32)), train_ids=4, workers=1)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.jpg")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    assert h.hexdigest() == V1_TINY_DIGEST
+
+
+def test_version_2_is_deterministic_and_differs_from_version_1_and_other_seeds(tmp_path):
+    a = digest(write_market_layout(tmp_path / "a", SMALL_V2, train_ids=8, workers=1))
+    b = digest(write_market_layout(tmp_path / "b", SMALL_V2, train_ids=8, workers=2))
+    v1 = digest(write_market_layout(tmp_path / "v1", replace(SMALL_V2, version=1), train_ids=8, workers=1))
+    other = digest(write_market_layout(tmp_path / "s1", replace(SMALL_V2, seed=1), train_ids=8, workers=1))
+    assert a == b and len(a) == 48
+    assert a.keys() == v1.keys() and set(a.values()).isdisjoint(v1.values())  # same layout, other pixels
+    assert set(a.values()).isdisjoint(other.values())
+
+
+def test_near_duplicates_differ_in_one_or_two_visible_attributes():
+    changed = {}
+    for family in range(40):
+        base = make_person_v2(0, family * FAMILY_SIZE + 1)
+        members = [make_person_v2(0, family * FAMILY_SIZE + m) for m in range(2, FAMILY_SIZE + 1)]
+        for p in members:
+            diff = attribute_differences(base, p)
+            assert 1 <= len(diff) <= 2, diff
+            assert diff[0] in visible_changes(base) or diff[-1] in visible_changes(base)
+            for k in diff:
+                changed[k] = changed.get(k, 0) + 1
+        assert len(set(members + [base])) == FAMILY_SIZE  # every member is its own person
+    assert len(changed) >= 8  # many kinds of change, not one
+    # across families people are drawn independently: they differ in more than a near-duplicate does
+    across = [len(attribute_differences(make_person_v2(0, f * FAMILY_SIZE + 1), make_person_v2(0, (f + 1) * FAMILY_SIZE + 1))) for f in range(40)]
+    assert np.mean(across) > 4
+
+
+def test_near_duplicate_crops_differ_under_identical_nuisance():
+    size, props = (64, 64), scene_props(0)
+    cameras = [make_camera_v2(0, cam, size) for cam in (0, 1)]
+    crowd = (make_person_v2(0, 200), make_person_v2(0, 201))
+    for family in range(6):
+        base = make_person_v2(0, family * FAMILY_SIZE + 1)
+        for m in range(2, FAMILY_SIZE + 1):
+            twin = make_person_v2(0, family * FAMILY_SIZE + m)
+            pixels_apart = 0
+            for camera in cameras:
+                for j in range(4):  # same background, pose, crop, light, noise and passers-by: only the person differs
+                    a, b = (np.asarray(Image.open(io.BytesIO(render_image_v2(p, camera, np.random.default_rng(j), size, crowd, props))), np.int16)
+                            for p in (base, twin))
+                    pixels_apart += int((np.abs(a - b).max(axis=2) > 12).sum())  # well above JPEG re-encoding noise
+            assert pixels_apart > 20, (family, m, attribute_differences(base, twin))
+
+
+def test_cameras_see_people_from_opposite_sides_with_their_own_colour_cast():
+    c0, c1 = make_camera_v2(0, 0, (64, 64)), make_camera_v2(0, 1, (64, 64))
+    assert c0.view_p[0] == c1.view_p[1] == 0.8  # camera 0 mostly front, camera 1 mostly back
+    assert np.abs(c0.gains - c1.gains).max() > 0.05 and 0 < c0.resolution < 1
+
+
+def test_version_2_is_harder_for_the_histogram_baseline(tmp_path):
+    spec = DataSpec(identities=40, images_per_identity=6, train_ids=4, height=64, width=64)
+    easy = run_baseline(build_data(spec, cache_dir=tmp_path))
+    hard = run_baseline(build_data(spec.model_copy(update={"synth_version": 2}), cache_dir=tmp_path))
+    assert hard["cmc"][0] < easy["cmc"][0] and hard["mAP"] < easy["mAP"]
+    caches = sorted(p.name[:3] for p in (tmp_path / "synthetic").iterdir() if p.suffix != ".lock")
+    assert caches == ["v1-", "v2-"]  # the version is part of the cache key
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_unknown_versions_are_refused(capsys):
+    with pytest.raises(ReidError, match="renderer version 3"):
+        SynthParams(version=3)
+    with pytest.raises(Exception, match="synth_version"):
+        DataSpec(synth_version=3)
+    code, text = run_cli(capsys, "data", "synth", "-o", "/nonexistent/x", "--renderer", "3")
+    assert code == 2 and "renderer" in text
+
+
+def test_cli_synth_writes_the_version_2_set(tmp_path, capsys):
+    args = ["--identities", "6", "--images", "3", "--size", "32x32", "--train-ids", "4"]
+    code, text = run_cli(capsys, "data", "synth", "-o", str(tmp_path / "cli"), *args, "--renderer", "2")
+    assert code == 0 and "wrote 18 images" in text
+    expected = write_market_layout(tmp_path / "api", SynthParams(identities=6, images_per_identity=3, size=(32, 32), version=2), train_ids=4)
+    assert digest(tmp_path / "cli") == digest(expected)
