@@ -195,7 +195,7 @@ def test_bad_inputs_give_one_clear_error(case, run_dir, data, tmp_path, capsys):
     other = FeatureSet(torch.zeros(2, 7), ["a.png", "b.png"], torch.tensor([-1, -1]), torch.tensor([-1, -1]))
     other_file = other.save(tmp_path / "other.safetensors")
     args, expected = {
-        "not a run": (["eval", empty], "no checkpoints"),
+        "not a run": (["eval", empty], "no checkpoint in this directory"),
         "corrupt checkpoint": (["eval", _corrupt_run(run_dir, tmp_path)], "unreadable"),
         "not an image": (["embed", run_dir, fake, "-o", tmp_path / "x.safetensors"], "not an image"),
         "empty folder": (["embed", run_dir, empty, "-o", tmp_path / "x.safetensors"], "no image files"),

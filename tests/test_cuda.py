@@ -111,4 +111,4 @@ def test_a_run_stopped_by_nan_resumes_on_cuda(tmp_path, monkeypatch):
         with pytest.raises(NonFiniteLoss, match="loss became nan at epoch 2"):
             run_experiment(load_spec_text(CUDA_RUN), tmp_path / "run", plain=True)
     summary = run_experiment(None, tmp_path / "run", resume=True, plain=True)
-    assert summary["epochs"] == 3 and summary["device"]["device"].startswith("cuda")
+    assert summary.epochs == 3 and summary.device.device.startswith("cuda")

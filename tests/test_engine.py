@@ -71,16 +71,16 @@ def _chance_rank1(spec) -> float:
 def test_training_lowers_loss_and_beats_chance(tmp_path, text, reference):
     spec = load_spec_text(text)
     if text == ID_LOSS:
-        summary, run_dir = reference, Path(reference["run_dir"])
+        summary, run_dir = reference, Path(reference.run_dir)
     else:
         summary, run_dir = run_experiment(spec, tmp_path / "run", plain=True), tmp_path / "run"
     epochs = _epochs(run_dir)
     assert len(epochs) == spec.schedule.epochs
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
-    assert summary["final"]["rank1"] > 1.5 * _chance_rank1(spec)
+    assert summary.final.rank(1) > 1.5 * _chance_rank1(spec)
     for name in ("spec.toml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run_dir / name).is_file()
-    assert summary["final"]["rank1"] == epochs[-1]["rank1"] and summary["evaluation"]["protocol"] == "all"
+    assert summary.final.rank(1) == epochs[-1]["rank1"] and summary.evaluation.protocol == "all"
     iters = [r for r in RunDir(run_dir).read_metrics() if r["kind"] == "iter"]
     assert [r["step"] for r in iters] == list(range(1, len(iters) + 1))  # log_every = 1
 
@@ -135,7 +135,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, how, reference):
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["final"] == reference["final"]
+    assert summary["final"] == reference.final.to_json()
     steps = [r["step"] for r in RunDir(out).read_metrics() if r["kind"] == "iter"]
     assert steps == sorted(set(steps))  # no duplicated records after resuming
 

@@ -117,9 +117,9 @@ def test_timm_backbone_trains_in_the_engine_and_fine_tunes_from_its_run(tmp_path
     spec = load_spec_text(TIMM_RUN)
     summary = run_experiment(spec, tmp_path / "run", plain=True)
     iters = [r for r in RunDir(tmp_path / "run").read_metrics() if r["kind"] == "iter"]
-    assert summary["epochs"] == 2 and len(iters) == 6
+    assert summary.epochs == 2 and len(iters) == 6
     assert all(math.isfinite(r["loss"]) for r in iters)
-    assert summary["parameters"] == sum(p.numel() for p in timm_model("resnet10t", head=HeadSpec(type="bnneck"), classes=10).parameters())
+    assert summary.parameters == sum(p.numel() for p in timm_model("resnet10t", head=HeadSpec(type="bnneck"), classes=10).parameters())
 
     best = tmp_path / "run" / "checkpoints" / "best.pt"
     trained = torch.load(best, weights_only=True)["model"]

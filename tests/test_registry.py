@@ -74,7 +74,7 @@ def test_a_dataset_registered_in_a_test_is_accepted_by_a_spec_and_trained_on(tmp
     spec = load_spec_text(f'name = "mine"\n[data]\ndataset = "csv_list"\nroot = "{root}"\nheight = 32\nwidth = 32\n'
                           + TINY_TRAINING)
     summary = run_experiment(spec, tmp_path / "run", plain=True)
-    assert summary["dataset"]["name"] == "csv_list" and summary["dataset"]["num_classes"] == 8  # 0.8 of 10 identities
+    assert summary.dataset.name == "csv_list" and summary.dataset.num_classes == 8  # 0.8 of 10 identities
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     assert 'dataset = "csv_list"' in (tmp_path / "run" / "spec.toml").read_text()
 
@@ -85,7 +85,7 @@ def test_a_folder_of_62_identities_trains_with_no_split_settings(tmp_path, monke
     spec = load_spec_text(f'name = "people"\n[data]\ndataset = "folder"\nroot = "{tmp_path / "people"}"\n'
                           'camera_regex = "_c(\\\\d)"\nheight = 32\nwidth = 32\n' + TINY_TRAINING)
     summary = run_experiment(spec, tmp_path / "run", plain=True)
-    assert summary["dataset"]["num_classes"] == 50 and summary["dataset"]["validation_identities"] == 12
+    assert summary.dataset.num_classes == 50 and summary.dataset.validation_identities == 12
 
 
 def test_the_registry_loads_its_built_ins_on_first_use_and_lists_them_when_a_name_is_unknown():

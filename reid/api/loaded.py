@@ -28,9 +28,9 @@ from reid.data.build import EvalData, build_eval_data
 from reid.data.formats import detect_format, market_name_labels
 from reid.engine.checkpoint import ModelCheckpoint, read_model_checkpoint
 from reid.engine.evaluation import embed_batch, evaluate_model
-from reid.engine.rundir import RunDir
 from reid.engine.runtime import resolve_runtime
 from reid.errors import ReidError
+from reid.model.pretrained import resolve_weights_file
 from reid.evaluation import EvalResult, RankedList, ranked_lists, resolve_protocol
 from reid.spec import DataSpec, EvalSpec, apply_overrides, load_spec, validate_spec
 
@@ -45,18 +45,10 @@ def checkpoint_of(path: str | Path, which: str = "best") -> Path:
         ReidError: no such path, or a directory without checkpoints.
     """
     path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
+    if not path.exists():
         raise ReidError("no such run directory or checkpoint file", where=str(path),
                         fix="pass a run directory written by `reid run` (e.g. runs/quickstart) or a .pt checkpoint")
-    run = RunDir(path)
-    order = [run.best_checkpoint, run.last_checkpoint] if which == "best" else [run.last_checkpoint, run.best_checkpoint]
-    for candidate in order:
-        if candidate.is_file():
-            return candidate
-    raise ReidError("not a run directory with checkpoints (no checkpoints/best.pt or last.pt)", where=str(path),
-                    fix="pass a directory written by `reid run`, or finish the run first")
+    return resolve_weights_file(path, which)
 
 
 @dataclass(frozen=True)

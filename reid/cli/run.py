@@ -56,12 +56,14 @@ def run(
 
     target = resume or out or Path("runs") / parsed.name
     summary = run_experiment(parsed, target, resume=resume is not None, force=force, plain=plain, console=console)
-    final = summary.get("final")  # empty on ranks other than 0 under torchrun
-    if fmt is OutputFormat.json and summary:
-        print_json(summary)
-    elif final:
+    if summary is None:  # ranks other than 0 under torchrun
+        return
+    if fmt is OutputFormat.json:
+        print_json(summary.to_json())
+    elif summary.final is not None:
+        final = summary.final
         console.print(f"[bold green]done[/] {target}: " + " · ".join(
-            f"{k} {final[k]:.4f}" for k in final if k.startswith("rank") or k in ("mAP", "mINP")))
+            [f"rank{k} {v:.4f}" for k, v in final.rank_values] + [f"mAP {final.mAP:.4f}", f"mINP {final.mINP:.4f}"]))
 
 
 def _run_seeds(spec: Path, overrides: list[str], out: Path, seeds: str, force: bool, plain: bool,

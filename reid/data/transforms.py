@@ -42,7 +42,7 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """
     if t.device == device:
         return t
-    if t.device.type == "cpu" and device.type == "cuda":
+    if t.device.type == "cpu" and device.type == "cuda" and not t.is_pinned():
         t = t.pin_memory()
     return t.to(device, non_blocking=True)
 

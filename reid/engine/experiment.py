@@ -5,7 +5,7 @@ Example::
     from reid.spec import load_spec
     from reid.engine.experiment import run_experiment
     summary = run_experiment(load_spec("specs/quickstart.toml"), Path("runs/quickstart"))
-    print(summary["final"]["rank1"])
+    print(summary.final.rank(1), summary.final.mAP)
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def resume_spec(run: RunDir, given: Spec | None) -> Spec:
 
 
 def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force: bool = False,
-                   plain: bool = False, console: Console | None = None) -> dict:
-    """Train and evaluate ``spec`` into run directory ``out`` and return the summary.
+                   plain: bool = False, console: Console | None = None) -> RunSummary | None:
+    """Train and evaluate ``spec`` into run directory ``out`` and return its :class:`RunSummary` (``None`` on
+    ranks other than 0 under torchrun: rank 0 alone writes the run directory).
 
     Args:
         spec: the experiment (with ``resume``, may be ``None`` to use the run's saved spec).
@@ -148,12 +149,12 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     barrier(ctx)
     if not ctx.is_main:
         cleanup(ctx)
-        return {}
+        return None
     summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol,
                         session_seconds=time.time() - started)
     run.write_summary(summary)
     cleanup(ctx)
-    return summary.to_json()
+    return summary
 
 
 def per_rank_sampler(spec: SamplerSpec, ctx: DistContext) -> SamplerSpec:

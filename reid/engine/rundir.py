@@ -21,12 +21,12 @@ from typing import Any, Iterator
 from reid.engine.checkpoint import atomic_write_text
 from reid.engine.summary import RunSummary
 from reid.errors import ReidError
+from reid.model.pretrained import RUN_CHECKPOINTS
 
 SPEC_FILE = "spec.toml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
-LAST_CKPT = "checkpoints/last.pt"
-BEST_CKPT = "checkpoints/best.pt"
+BEST_CKPT, LAST_CKPT = RUN_CHECKPOINTS
 
 
 class RunDir:

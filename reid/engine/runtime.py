@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from reid.data.transforms import to_device
 from reid.errors import ReidError
 from reid.spec import RuntimeSpec
 
@@ -66,9 +67,7 @@ class Runtime:
 
         A batch already on a GPU (device-side augmentation) is not pinned, only moved if needed.
         """
-        if self.device.type == "cuda" and images.device.type == "cpu" and not images.is_pinned():
-            images = images.pin_memory()
-        images = images.to(self.device, non_blocking=True)
+        images = to_device(images, self.device)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def describe(self) -> dict:

@@ -43,6 +43,7 @@ IMAGENET_WEIGHTS = {
     "resnet152": ResNet152_Weights.IMAGENET1K_V1,
 }
 #: Inside a run directory, in order of preference (the engine's ``RunDir`` layout).
+#: Where a run directory keeps its checkpoints: the best Rank-1 weights, then the latest resumable state.
 RUN_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt")
 _WRAPPER_KEYS = ("state_dict", "model")
 _PREFIXES = ("module.", "backbone.")
@@ -142,8 +143,9 @@ def imagenet_weights(arch: str) -> Path:
     return path
 
 
-def resolve_weights_file(pretrained: str | Path) -> Path:
-    """The file a ``pretrained`` path means: a run directory's best (else last) checkpoint, or the file itself.
+def resolve_weights_file(pretrained: str | Path, which: str = "best") -> Path:
+    """The file a path means: the file itself, or a run directory's ``best.pt`` (else ``last.pt``; with
+    ``which="last"`` the other way round).
 
     Raises:
         ReidError: a directory without a checkpoint.
@@ -151,11 +153,12 @@ def resolve_weights_file(pretrained: str | Path) -> Path:
     path = Path(pretrained)
     if not path.is_dir():
         return path
-    for name in RUN_CHECKPOINTS:
+    for name in RUN_CHECKPOINTS if which == "best" else RUN_CHECKPOINTS[::-1]:
         if (path / name).is_file():
             return path / name
     raise ReidError("no checkpoint in this directory", where=str(path),
-                    fix=f"give a run directory holding {' or '.join(RUN_CHECKPOINTS)}, or a weights file")
+                    fix=f"give a run directory written by `reid run` (holding {' or '.join(RUN_CHECKPOINTS)}), "
+                        "or a weights file")
 
 
 def load_pretrained(backbone: nn.Module, pretrained: str, arch: str = "resnet18") -> PretrainedReport | None:
