@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reid.report.figures import comparison_figure
-from reid.report.markdown import count, pct, seconds, table
+from reid.report.markdown import count, metric_label, pct, seconds, table
 from reid.report.pages import Figures
 from reid.report.run_parts import scores
 from reid.report.runs import Run
@@ -36,7 +36,7 @@ def runs_table(runs: list[Run], pages: dict[Path, str]) -> str:
 def seed_table(groups: list[SeedGroup]) -> str:
     """One row per group of several seeds: its folder, seeds, and mean ± sample std of each final metric."""
     names = [m.name for m in groups[0].metrics]
-    headers = ["group", "seeds", *[f"Rank-{n[4:]}" if n.startswith("rank") else n for n in names]]
+    headers = ["group", "seeds", *[metric_label(n) for n in names]]
     rows = [[f"`{g.label}`", ", ".join(map(str, g.seeds)),
              *[next((m.format() for m in g.metrics if m.name == n), "–") for n in names]] for g in groups]
     return table(headers, rows, align="ll" + "r" * len(names))

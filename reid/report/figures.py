@@ -22,13 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from reid.report.markdown import metric_label
+
 DPI = 110
 CORRECT, WRONG, QUERY, UNKNOWN = (0, 160, 60), (220, 30, 30), (40, 90, 220), (150, 150, 150)
-
-
-def metric_label(key: str) -> str:
-    """``rank5`` → ``Rank-5``; ``mAP`` / ``mINP`` unchanged."""
-    return f"Rank-{key[4:]}" if key.startswith("rank") else key
 
 
 def new_figure(width: float, height: float) -> Figure:

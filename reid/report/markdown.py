@@ -59,3 +59,13 @@ def code(text: str) -> str:
 def bullets(items: Sequence[str]) -> str:
     """A bullet list."""
     return "\n".join(f"- {item}" for item in items)
+
+
+def metric_label(key: str) -> str:
+    """``rank5`` → ``Rank-5``; ``mAP`` / ``mINP`` unchanged.
+
+    Example:
+        >>> metric_label("rank5"), metric_label("mAP")
+        ('Rank-5', 'mAP')
+    """
+    return f"Rank-{key[4:]}" if key.startswith("rank") else key

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from reid.engine.summary import EpochMetrics
-from reid.report.figures import accuracy_figure, loss_figure, metric_label
+from reid.report.figures import accuracy_figure, loss_figure
+from reid.report.markdown import metric_label
 from reid.report.markdown import bullets, count, num, pct, seconds, table
 from reid.report.pages import Figures
 from reid.report.runs import Run

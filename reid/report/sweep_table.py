@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reid.engine.checkpoint import atomic_write_text
 from reid.errors import ReidError
-from reid.report.markdown import table
+from reid.report.markdown import metric_label, table
 from reid.report.seed_groups import SeedGroup, group_runs, metric_names
 from reid.sweep.grid import GridPoint, canonical
 from reid.sweep.plan import Plan, RunState
@@ -97,10 +97,10 @@ def sort_metric(metric: str, choices: list[str]) -> str:
 def sweep_markdown(rows: list[SweepRow], keys: list[str], sort: str) -> str:
     """The table: a column per swept key, seeds finished, mean ± std per metric, every seed of the sort metric."""
     metrics = metric_choices(rows)
-    sort_key = next((m for m in metrics if m.lower() == sort.lower()), None)
-    headers = keys + ["seeds"] + [_title(m) for m in metrics]
+    sort_key = sort_metric(sort, metrics) if metrics else None  # no metrics until a run has finished
+    headers = keys + ["seeds"] + [metric_label(m) for m in metrics]
     if sort_key:
-        headers.append(f"{_title(sort_key)} per seed")
+        headers.append(f"{metric_label(sort_key)} per seed")
     body = []
     for row in rows:
         cells = [canonical(v) for _, v in row.point.settings] + [f"{row.finished}/{row.planned}"]
@@ -109,13 +109,9 @@ def sweep_markdown(rows: list[SweepRow], keys: list[str], sort: str) -> str:
             cells.append(", ".join(f"{100 * v:.2f}" for v in row.group.metric(sort_key).values) if row.group else "–")
         body.append(cells)
     align = "l" * len(keys) + "r" * (len(headers) - len(keys))
-    note = (f"Mean ± sample standard deviation (n − 1) over seeds, in %; sorted by {_title(sort_key)}."
+    note = (f"Mean ± sample standard deviation (n − 1) over seeds, in %; sorted by {metric_label(sort_key)}."
             if sort_key else "No run has finished yet.")
     return table(headers, body, align=align) + "\n\n" + note + "\n"
-
-
-def _title(metric: str) -> str:
-    return f"Rank-{metric[4:]}" if metric.startswith("rank") else metric
 
 
 def write_sweep_table(plan: Plan, sort: str = "rank1") -> tuple[Path, Path]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from reid.report.figures import embedding_figure, metric_label, retrieval_figure
+from reid.report.figures import embedding_figure, retrieval_figure
+from reid.report.markdown import metric_label
 from reid.report.markdown import num, pct, table
 from reid.report.retrieval import choose_queries, embed_validation, pca_2d, ranked_lists
 from reid.report.assignment.roles import missing_run_line
