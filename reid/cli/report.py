@@ -34,7 +34,7 @@ def report(
 
     Each run page has the spec diff, metrics, curves, retrieval grid, embeddings, per-camera Rank-1 and
     cost; the comparison page shows mean ± std over seeds. When the runs' specs declare assignment roles
-    (or with --assignment) the assignment's answers (q01.md … q11.md) are written too. Same runs, same
+    (or with --assignment) the assignment's answers (q01.md … q11.md) are written instead. Same runs, same
     Markdown (byte for byte).
     """
     from reid.report.assignment.roles import declares_role  # heavy: matplotlib, torch

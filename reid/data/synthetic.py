@@ -382,7 +382,7 @@ def render_image(person: Person, camera: Camera, rng: np.random.Generator, size:
 # Version 2: the nuisances that make real re-ID hard (see the module docstring).
 
 #: Version-2 identities come in families of this many near-duplicates (:func:`make_person_v2`).
-FAMILY_SIZE = 5
+FAMILY_SIZE = 4
 PROPS = ("pole", "bin", "sign", "bike", "car", "bench")
 _PALETTES = {"upper": GARMENT, "upper_second": GARMENT, "accessory_colour": GARMENT, "cap": GARMENT, "pattern": PATTERNS,
              "lower_type": LOWER_TYPES, "lower": LOWER, "shoes": SHOES, "accessory": ACCESSORIES,
@@ -495,15 +495,15 @@ def make_camera_v2(seed: int, cam: int, size: tuple[int, int]) -> CameraV2:
     views[cam % 4], views[(cam % 4) ^ 1] = 0.8, 0.1  # mostly one side, sometimes the opposite one
     return CameraV2(
         background=base.background,
-        gains=1.0 + rng.uniform(-0.3, 0.3, 3),
-        brightness=float(rng.uniform(0.6, 1.25)),
-        contrast=float(rng.uniform(0.65, 1.05)),
+        gains=1.0 + rng.uniform(-0.2, 0.2, 3),
+        brightness=float(rng.uniform(0.7, 1.2)),
+        contrast=float(rng.uniform(0.75, 1.05)),
         blur=float(rng.uniform(0.4, 1.2)) * crop_size(size)[0] / 128,
         noise=float(rng.uniform(5, 12)),
         quality=int(rng.integers(25, 60)),
         view_p=tuple(float(v) for v in views),
-        resolution=float(rng.uniform(0.3, 0.6)),
-        motion=float(rng.uniform(0.2, 0.6)),
+        resolution=float(rng.uniform(0.55, 0.85)),
+        motion=float(rng.uniform(0.1, 0.4)),
     )
 
 
@@ -528,23 +528,23 @@ def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, 
     oy, ox = int(rng.integers(0, bh - h + 1)), int(rng.integers(0, bw - w + 1))
     img = Image.fromarray(camera.background[oy : oy + h, ox : ox + w])
     d = ImageDraw.Draw(img)
-    u = person.height * h * rng.uniform(0.8, 1.15)  # detector boxes too tight or too loose ...
-    feet = h * (1 + rng.uniform(-0.12, 0.08))  # ... and shifted: feet or head may be cut off
-    cx = w / 2 + rng.uniform(-0.22, 0.22) * w
+    u = person.height * h * rng.uniform(0.85, 1.1)  # detector boxes too tight or too loose ...
+    feet = h * (1 + rng.uniform(-0.08, 0.05))  # ... and shifted: feet or head may be cut off
+    cx = w / 2 + rng.uniform(-0.15, 0.15) * w
     view = VIEWS[int(rng.choice(4, p=camera.view_p))]
     if rng.random() < 0.6:  # street furniture behind
         _draw_prop(d, props[int(rng.integers(len(props)))], rng.uniform(0, w), feet - rng.uniform(0, 0.15) * h, u)
-    if rng.random() < 0.5:  # a passer-by behind
+    if rng.random() < 0.3:  # a passer-by behind
         side = rng.choice([-1, 1])
         _draw_person(d, crowd[0], cx + side * rng.uniform(0.3, 0.6) * w, feet - rng.uniform(0.03, 0.12) * h,
                      u * rng.uniform(0.75, 0.95), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
     _draw_person(d, person, cx, feet, u, view, swing=float(rng.uniform(-1, 1)))
     front = rng.random()
-    if front < 0.3:  # a passer-by in front
+    if front < 0.15:  # a passer-by in front
         side = rng.choice([-1, 1])
         _draw_person(d, crowd[1], cx + side * rng.uniform(0.3, 0.55) * w, feet + rng.uniform(0, 0.1) * h,
                      u * rng.uniform(1.0, 1.15), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
-    elif front < 0.5:  # street furniture in front
+    elif front < 0.3:  # street furniture in front
         _draw_prop(d, props[int(rng.integers(len(props)))], cx + rng.uniform(-0.4, 0.4) * w, h + rng.uniform(0, 0.1) * h, u)
 
     arr = np.asarray(img, dtype=np.float32)
@@ -559,7 +559,7 @@ def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, 
         arr = motion_blur(arr, int(rng.integers(3, 4 + size[1] // 12)))
     mean = arr.mean()
     arr = (arr - mean) * np.float32(camera.contrast * rng.uniform(0.85, 1.15)) + mean
-    arr = arr * (camera.gains * (1 + rng.normal(0, 0.12, 3)) * camera.brightness * rng.uniform(0.65, 1.35)).astype(np.float32)
+    arr = arr * (camera.gains * (1 + rng.normal(0, 0.06, 3)) * camera.brightness * rng.uniform(0.8, 1.2)).astype(np.float32)
     arr += rng.standard_normal(arr.shape, dtype=np.float32) * camera.noise
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     buf = io.BytesIO()
