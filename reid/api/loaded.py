@@ -26,15 +26,16 @@ from reid.api.feature_set import FeatureSet
 from reid.api.inputs import collect_images, image_batches
 from reid.data.build import EvalData, build_eval_data
 from reid.data.formats import detect_format, market_name_labels
+from reid.data.imageset import Progress, no_progress
 from reid.engine.checkpoint import ModelCheckpoint, read_model_checkpoint
 from reid.engine.evaluation import embed_batch, evaluate_model
 from reid.engine.runtime import resolve_runtime
 from reid.errors import ReidError
-from reid.model.pretrained import resolve_weights_file
 from reid.evaluation import EvalResult, RankedList, ranked_lists, resolve_protocol
+from reid.model.pretrained import resolve_weights_file
 from reid.spec import DataSpec, EvalSpec, apply_overrides, load_spec, validate_spec
 
-Progress = Callable[[int], None]
+Advance = Callable[[int], None]  # told how many images a batch embedded
 
 
 def checkpoint_of(path: str | Path, which: str = "best") -> Path:
@@ -114,7 +115,7 @@ class LoadedModel:
         return (f"LoadedModel({self.spec.name!r}, {self.checkpoint}, epoch {self.epoch}, {self.embedding_dim}-d, "
                 f"{self.preprocess.height}×{self.preprocess.width}, {self.device}, {self.runtime.precision})")
 
-    def embed(self, images: Any, batch_size: int | None = None, progress: Progress | None = None) -> torch.Tensor:
+    def embed(self, images: Any, batch_size: int | None = None, progress: Advance | None = None) -> torch.Tensor:
         """Features (N×D float32, CPU) of ``images``: paths, folders, PIL images, uint8 arrays or tensors.
 
         Batched on :attr:`device`; flip-averaged and L2-normalised as the run's ``[eval]`` says (the
@@ -122,7 +123,7 @@ class LoadedModel:
         """
         return self.embed_set(images, batch_size, progress).features
 
-    def embed_set(self, images: Any, batch_size: int | None = None, progress: Progress | None = None) -> FeatureSet:
+    def embed_set(self, images: Any, batch_size: int | None = None, progress: Advance | None = None) -> FeatureSet:
         """:meth:`embed` with the images' names, and identities / cameras read from Market-style file names."""
         items = collect_images(images)
         chunks = []
@@ -147,12 +148,13 @@ class LoadedModel:
 
         return reid.__version__
 
-    def eval_data(self, data: DataSpec | None = None, whole_dataset: bool = False) -> EvalData:
+    def eval_data(self, data: DataSpec | None = None, whole_dataset: bool = False,
+                  progress: Progress = no_progress) -> EvalData:
         """The query / gallery images of ``data`` (default: the run's own validation split), decoded at the
-        model's input size."""
+        model's input size (``progress`` is told how decoding advances)."""
         data = data or self.spec.data
         data = data.model_copy(update={"height": self.preprocess.height, "width": self.preprocess.width})
-        return build_eval_data(data, whole_dataset=whole_dataset)
+        return build_eval_data(data, whole_dataset=whole_dataset, progress=progress)
 
     def evaluation_target(self, data: str | Path | None = None, overrides: list[str] | None = None) -> EvaluationTarget:
         """What to evaluate on: the run's spec with ``data`` and ``overrides`` applied.

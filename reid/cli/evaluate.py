@@ -20,6 +20,7 @@ from rich.table import Table
 
 from reid.cli.app import (Checkpoint, CheckpointOption, Device, DeviceOption, FormatOption, OutputFormat, Overrides,
                           Precision, PrecisionOption, RunArgument, app, load_model, print_json)
+from reid.cli.progress import progress_bar
 from reid.errors import ReidError
 
 
@@ -38,7 +39,9 @@ def eval_command(
     """Evaluate a trained model (Rank-k, mAP, mINP) and write eval.json; no training happens."""
     model = load_model(run, checkpoint, device, precision)
     target = model.evaluation_target(data, set_)
-    built = model.eval_data(target.data, target.whole_dataset)
+    built = model.eval_data(target.data, target.whole_dataset,
+                            progress=lambda label, total: progress_bar(Console(stderr=True), label, total,
+                                                                       plain=fmt is OutputFormat.json))
     result = model.evaluate(built, target.eval)
     record = {
         "result": result.to_json(),

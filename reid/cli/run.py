@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from reid.cli.app import FormatOption, OutputFormat, Overrides, PlainOption, app, print_json
+from reid.cli.progress import progress_bar
 from reid.errors import ReidError
 from reid.spec import load_spec
 
@@ -55,7 +56,8 @@ def run(
     from reid.engine.experiment import run_experiment  # heavy: import after the spec is known to be valid
 
     target = resume or out or Path("runs") / parsed.name
-    summary = run_experiment(parsed, target, resume=resume is not None, force=force, plain=plain, console=console)
+    summary = run_experiment(parsed, target, resume=resume is not None, force=force, plain=plain, console=console,
+                             progress_of_decoding=lambda label, total: progress_bar(console, label, total, plain))
     if summary is None:  # ranks other than 0 under torchrun
         return
     if fmt is OutputFormat.json:

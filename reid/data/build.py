@@ -163,17 +163,21 @@ class EvalData:
     whole_dataset: bool
 
 
-def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str | Path | None = None) -> EvalData:
+def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str | Path | None = None,
+                    progress: Progress = no_progress) -> EvalData:
     """The validation part of the dataset ``spec`` describes, decoded at ``spec.height`` × ``spec.width``.
 
     With ``whole_dataset`` a folder-per-identity dataset is evaluated on *all* its identities (one query
     image per identity and camera, the rest gallery): what a model trained elsewhere is tested on.
     Datasets with a fixed split (Market-1501 …) always use their own query / gallery.
 
+    ``progress`` is told how decoding advances (:data:`reid.data.imageset.Progress`).
+
     Raises:
         ReidError: missing or malformed dataset, bad images, nothing to evaluate.
     """
-    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir)
+    args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir,
+                progress=progress)
     if whole_dataset and spec.dataset == "folder":
         from reid.data.formats import query_gallery_split, require_root, scan_folder_identities
 

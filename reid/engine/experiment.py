@@ -18,6 +18,7 @@ from rich.console import Console
 
 from reid.data import build_data
 from reid.data.describe import DatasetInfo
+from reid.data.imageset import Progress, no_progress
 from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_checkpoint, model_description, restore_training
 from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
@@ -63,7 +64,8 @@ def resume_spec(run: RunDir, given: Spec | None) -> Spec:
 
 
 def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force: bool = False,
-                   plain: bool = False, console: Console | None = None) -> RunSummary | None:
+                   plain: bool = False, console: Console | None = None,
+                   progress_of_decoding: Progress = no_progress) -> RunSummary | None:
     """Train and evaluate ``spec`` into run directory ``out`` and return its :class:`RunSummary` (``None`` on
     ranks other than 0 under torchrun: rank 0 alone writes the run directory).
 
@@ -73,6 +75,8 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
         resume: continue from ``out/checkpoints/last.pt``.
         force: overwrite an existing run in ``out``.
         plain: one line per epoch instead of a live progress bar.
+        progress_of_decoding: told how decoding the dataset advances (e.g. a progress bar; see
+            :data:`reid.data.imageset.Progress`).
     """
     console = console or Console()
     ctx = init_distributed(spec.runtime.device if spec is not None else "auto")
@@ -89,7 +93,7 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     runtime = resolve_runtime(spec.runtime, local_rank=ctx.local_rank)
     started = time.time()
 
-    data = build_data(spec.data)
+    data = build_data(spec.data, progress=progress_of_decoding)
     model = build_model(spec.model, spec.head, num_classes=data.num_classes,
                         input_size=(3, spec.data.height, spec.data.width)).to(runtime.device)
     if runtime.channels_last:
