@@ -69,7 +69,7 @@ def reid_trainer(w: Workload, iters: int, run_dir: Path, spec: Spec | None = Non
     model = w.model().to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = TrainLoader(w.data.train, spec.sampler, spec.augment, seed=spec.seed)
+    loader = TrainLoader(w.data.train, spec.sampler, spec.augment, seed=spec.seed, device=runtime.device)  # as run_experiment
     optimizer = build_optimizer(model, spec.optim)
     schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=min(iters, len(loader)))
     run = RunDir(run_dir)
@@ -195,22 +195,30 @@ def torchvision_transform(w: Workload) -> Callable[[torch.Tensor], torch.Tensor]
     return v2.Compose(steps)
 
 
-def input_pipeline(w: Workload, batches: int = 40, repeats: int = 3) -> dict:
-    """Images per second of the TrainLoader alone (sampling + batched augmentation) and of per-image torchvision."""
-    loader = TrainLoader(w.data.train, w.spec.sampler, w.spec.augment, seed=w.spec.seed)
-    n = min(batches, len(loader))
-    transform, images = torchvision_transform(w), w.data.train.images
+def consume(loader: TrainLoader, n: int, move: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> Callable[[], int]:
+    """A timing variant: each call reads the first ``n`` batches of the loader's next epoch (each through
+    ``move``) and returns how many images it read."""
     epoch = [0]
 
-    def reid() -> int:
+    def read() -> int:
         loader.set_epoch(epoch[0])
         epoch[0] += 1
         count = 0
         for i, (x, _) in enumerate(loader):
             if i >= n:
                 break
-            count += x.shape[0]
+            count += move(x).shape[0]
         return count
+
+    return read
+
+
+def input_pipeline(w: Workload, batches: int = 40, repeats: int = 3) -> dict:
+    """Images per second of the TrainLoader alone (sampling + batched augmentation) and of per-image torchvision."""
+    loader = TrainLoader(w.data.train, w.spec.sampler, w.spec.augment, seed=w.spec.seed)
+    n = min(batches, len(loader))
+    transform, images = torchvision_transform(w), w.data.train.images
+    reid = consume(loader, n)
 
     def per_image() -> int:
         count = 0

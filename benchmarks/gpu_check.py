@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from benchmarks.bench_eval import make_problem
-from benchmarks.bench_train import reid_trainer, torchvision_transform
+from benchmarks.bench_train import consume, reid_trainer, torchvision_transform
 from benchmarks.timing import interleave
 from benchmarks.workload import Workload, load_workload
 from reid.data.loaders import TrainLoader
@@ -159,20 +159,10 @@ def section_train(w: Workload, size: dict, device: torch.device, out: dict) -> N
 
 
 def section_input(w: Workload, size: dict, device: torch.device, out: dict) -> None:
-    """TrainLoader batches moved to the device, nothing else."""
+    """TrainLoader batches on the device (its uint8 cache and augmentation there, as `reid run` builds it), nothing else."""
     runtime = resolve_runtime(w.spec.runtime)
-    loader = TrainLoader(w.data.train, w.spec.sampler, w.spec.augment, seed=w.spec.seed)
-    n, epoch = min(size["input_batches"], len(loader)), [0]
-
-    def batches() -> int:
-        loader.set_epoch(epoch[0])
-        epoch[0] += 1
-        count = 0
-        for i, (x, _) in enumerate(loader):
-            if i >= n:
-                break
-            count += runtime.to_device(x).shape[0]
-        return count
+    loader = TrainLoader(w.data.train, w.spec.sampler, w.spec.augment, seed=w.spec.seed, device=runtime.device)
+    batches = consume(loader, min(size["input_batches"], len(loader)), runtime.to_device)
 
     out["input_img_s"] = interleave({"input": synced(batches, device)}, repeats=size["repeats"], warmup=size["warmup"])["input"].median_rate
 
