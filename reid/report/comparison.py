@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from reid.report.figures import comparison_figure
 from reid.report.markdown import count, metric_label, pct, seconds, table
@@ -33,13 +34,25 @@ def runs_table(runs: list[Run], pages: dict[Path, str]) -> str:
     return table(headers, rows, align="llr" + "r" * (len(cols) + 3) + "l")
 
 
-def seed_table(groups: list[SeedGroup]) -> str:
-    """One row per group of several seeds: its folder, seeds, and mean ± sample std of each final metric."""
+def seed_table(groups: list[SeedGroup], labels: Sequence[str] | None = None) -> str:
+    """One row per group of several seeds: its folder, seeds, and mean ± sample std of each final metric.
+
+    ``labels`` (one per group) replace the folders in the first column.
+    """
     names = [m.name for m in groups[0].metrics]
+    labels = labels or [f"`{g.label}`" for g in groups]
     headers = ["group", "seeds", *[metric_label(n) for n in names]]
-    rows = [[f"`{g.label}`", ", ".join(map(str, g.seeds)),
-             *[next((m.format() for m in g.metrics if m.name == n), "–") for n in names]] for g in groups]
+    rows = [[label, ", ".join(map(str, g.seeds)),
+             *[next((m.format() for m in g.metrics if m.name == n), "–") for n in names]]
+            for label, g in zip(labels, groups)]
     return table(headers, rows, align="ll" + "r" * len(names))
+
+
+def seed_values_table(group: SeedGroup) -> str:
+    """One row per final metric of ``group``: mean ± sample std, then each seed's value (columns ``seed N``)."""
+    headers = ["metric", "mean ± std", *[f"seed {s}" for s in group.seeds]]
+    rows = [[metric_label(m.name), m.format(), *[pct(v) for v in m.values]] for m in group.metrics]
+    return table(headers, rows, align="l" + "r" * (len(headers) - 1))
 
 
 def comparison_page(runs: list[Run], figures: Figures, pages: dict[Path, str]) -> str:

@@ -114,6 +114,25 @@ class SeedGroup:
                 "metrics": {m.name: m.to_dict() for m in self.metrics}}
 
 
+def beyond_spread(a: MetricStats, b: MetricStats) -> bool:
+    """Whether two groups' means differ by more than their seed-to-seed spread: ``|mean_a − mean_b| > std_a + std_b``.
+
+    A rough screen (sample standard deviations, no test of significance); both need two or more seeds.
+
+    Example:
+        >>> a = MetricStats.of("rank1", [0.60, 0.70, 0.65])                   # 65 ± 5 %
+        >>> beyond_spread(a, MetricStats.of("rank1", [0.80, 0.82, 0.84])), beyond_spread(
+        ...     a, MetricStats.of("rank1", [0.68, 0.70, 0.72]))             # 82 ± 2 % / 70 ± 2 %
+        (True, False)
+
+    Raises:
+        ValueError: a group has a single seed (no spread).
+    """
+    if a.std is None or b.std is None:
+        raise ValueError("the seed-to-seed spread needs two or more seeds in each group")
+    return abs(a.mean - b.mean) > a.std + b.std
+
+
 def final_metrics(run: RunDir) -> dict[str, float]:
     """The final Rank-k, mAP and mINP of a finished run (its :class:`~reid.engine.summary.RunSummary`), by name.
 

@@ -4,14 +4,20 @@ A run's role is declared in its spec (``assignment = "q8"``, as in ``specs/q8.to
 before that field existed have none; ``reid report --assignment`` then takes a run whose spec is
 *named* ``q8`` / ``q11``. Roles are never guessed from loss weights.
 
+A role's run may be repeated with different seeds (``reid run specs/q8.toml --seeds 0,1,2`` writes
+``runs/q8/seed-0`` …): :func:`assign_groups` collects those repeats into a
+:class:`~reid.report.seed_groups.SeedGroup`, whose mean ± std Q8 and Q11 then report.
+
 Example::
 
     assign_runs([load_run("runs/q8"), load_run("runs/q11")])   # {"q8": Run, "q11": Run}
+    assigned, groups = assign_groups([load_run(p) for p in expand_run_paths(["runs/q8", "runs/q11"])])
 """
 
 from __future__ import annotations
 
 from reid.report.runs import Run
+from reid.report.seed_groups import SeedGroup, group_key, group_runs
 
 #: question → the command that produces its run
 RUN_COMMANDS = {"q8": "reid run specs/q8.toml", "q11": "reid run specs/q11.toml"}
@@ -32,6 +38,30 @@ def declares_role(runs: list[Run]) -> bool:
 def assign_runs(runs: list[Run], by_name: bool = False) -> dict[str, Run | None]:
     """The run used for each of Q8 and Q11: the first given run with that role (None when none has it)."""
     return {q: next((r for r in runs if role_of(r, by_name) == q), None) for q in RUN_COMMANDS}
+
+
+def assign_groups(runs: list[Run], by_name: bool = False) -> tuple[dict[str, Run | None], dict[str, SeedGroup | None]]:
+    """The run and the seed group used for each of Q8 and Q11 (None for both when no run has the role).
+
+    The group is the first given run with the role (:func:`assign_runs`) and every other given run with
+    that role whose spec differs from its spec only in ``seed`` (and ``name``, ``runtime.threads``, see
+    :func:`~reid.report.seed_groups.group_key`); a run repeating a seed already taken is left out. The run
+    is the group's lowest seed: the one whose curves and per-epoch table the report shows. For a role with
+    a single run both are what :func:`assign_runs` gives.
+    """
+    assigned: dict[str, Run | None] = {}
+    groups: dict[str, SeedGroup | None] = {}
+    for question, first in assign_runs(runs, by_name).items():
+        if first is None:
+            assigned[question] = groups[question] = None
+            continue
+        members: dict[int, Run] = {}
+        for run in runs:
+            if role_of(run, by_name) == question and group_key(run.spec) == group_key(first.spec):
+                members.setdefault(run.spec.seed, run)  # ``first`` comes first, so it keeps its seed
+        (groups[question],) = group_runs([r.path for r in members.values()])
+        assigned[question] = members[groups[question].seeds[0]]
+    return assigned, groups
 
 
 def missing_run_line(question: str) -> str:

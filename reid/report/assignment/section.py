@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from reid.report.pages import Figures
 from reid.report.runs import Run
+from reid.report.seed_groups import SeedGroup
 
 
 @dataclass
@@ -44,13 +45,21 @@ class ReportContext:
 
     Attributes:
         runs: every run given, in order.
-        assigned: ``{"q8": Run | None, "q11": Run | None}`` (see :func:`reid.report.assignment.roles.assign_runs`).
+        assigned: ``{"q8": Run | None, "q11": Run | None}`` (see :func:`reid.report.assignment.roles.assign_groups`).
         figures: the report folder's figures.
+        groups: each question's seed group (the run repeated with other seeds; one run when not repeated),
+            ``{"q8": SeedGroup | None, ...}``; a question missing here has no group.
     """
 
     runs: list[Run]
     assigned: dict[str, Run | None]
     figures: Figures
+    groups: dict[str, SeedGroup | None] = field(default_factory=dict)
+
+    def repeats(self, question: str) -> SeedGroup | None:
+        """The seed group of ``question``'s run when it has more than one run, else None."""
+        group = self.groups.get(question)
+        return group if group is not None and len(group.runs) > 1 else None
 
     def figure(self, fig: Figure, name: str, alt: str) -> str:
         """Save ``fig`` as ``figures/<name>.png`` and return the Markdown image link."""

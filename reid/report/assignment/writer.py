@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from reid.report.assignment import data_questions, model_questions, run_questions, visual_questions
-from reid.report.assignment.roles import RUN_COMMANDS, assign_runs, missing_run_line, role_of
+from reid.report.assignment.roles import RUN_COMMANDS, assign_groups, missing_run_line, role_of
 from reid.report.assignment.section import ReportContext, Section
+from reid.report.comparison import seed_table
 from reid.report.markdown import count, pct, seconds, table
 from reid.report.pages import FIGURES_DIR, Figures
 from reid.report.run_parts import scores
@@ -42,7 +43,8 @@ def write_assignment_report(runs: list[Run], out: Path, command: str, by_name: b
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(runs=runs, assigned=assign_runs(runs, by_name), figures=Figures(out))
+    assigned, groups = assign_groups(runs, by_name)
+    ctx = ReportContext(runs=runs, assigned=assigned, figures=Figures(out), groups=groups)
     sections = [build(ctx) for build in QUESTIONS]
     written = [out / "README.md"]
     (out / "README.md").write_text(readme(ctx, sections, command, by_name), encoding="utf-8")
@@ -62,16 +64,36 @@ def remove_stale_figures(folder: Path, keep: set[str]) -> None:
 
 
 def ordered_runs(ctx: ReportContext) -> list[Run]:
-    """The Q8 run, the Q11 run, then the others in the order given (so argument order does not matter for them)."""
-    first = [r for r in ctx.assigned.values() if r is not None]
+    """The Q8 run (all its seeds, by seed), the Q11 run (likewise), then the others in the order given (so
+    argument order does not matter for them)."""
+    by_path = {r.path: r for r in ctx.runs}
+    first: list[Run] = []
+    for question, run in ctx.assigned.items():
+        group = ctx.repeats(question)
+        if group is not None:
+            first += [by_path[s.path] for s in group.runs]
+        elif run is not None:
+            first.append(run)
     return first + [r for r in ctx.runs if all(r is not f for f in first)]
+
+
+def used_for(ctx: ReportContext, run: Run) -> list[str]:
+    """The questions ``run`` answers: ``Q8``, or ``Q8 (seed 1 of 3 seeds)`` for one seed of a repeated run."""
+    used = []
+    for question, assigned in ctx.assigned.items():
+        group = ctx.repeats(question)
+        if group is not None and any(s.path == run.path for s in group.runs):
+            used.append(f"{question.upper()} (seed {run.spec.seed} of {len(group.runs)} seeds)")
+        elif assigned is run:
+            used.append(question.upper())
+    return used
 
 
 def runs_table(ctx: ReportContext, by_name: bool) -> str:
     """Every run given: path, spec name, which question it answers, epochs, final Rank-1 and mAP."""
     rows = []
     for run in ordered_runs(ctx):
-        used = [q.upper() for q, r in ctx.assigned.items() if r is run]
+        used = used_for(ctx, run)
         role = role_of(run, by_name)
         role_text = ", ".join(used) or (f"{role.upper()} (another run answers it)" if role else "comparison only")
         final = run.summary.final
@@ -110,6 +132,12 @@ def readme(ctx: ReportContext, sections: list[Section], command: str, by_name: b
     for question, run in ctx.assigned.items():
         if run is None:
             parts.append(missing_run_line(question))
+    repeated = {q.upper(): g for q in ctx.assigned if (g := ctx.repeats(q)) is not None}
+    if repeated:
+        parts += ["## Repeated with different seeds",
+                  "Final metrics of the runs repeated with different seeds (specs differing only in `seed`): mean ± "
+                  "sample standard deviation (n − 1) over the seeds; each seed's value is in the question's section.",
+                  seed_table(list(repeated.values()), [f"{q} `{g.label}`" for q, g in repeated.items()])]
     if len(ctx.runs) > 1:
         parts += ["## All runs side by side",
                   "Final metrics (last evaluated epoch), on each run's own validation set and protocol "
