@@ -60,7 +60,7 @@ class DataSpec(_Section):
     images_per_identity: int = Field(10, ge=2, le=1000)
     cameras: int = Field(2, ge=1, le=64)
     synth_seed: int = Field(0, ge=0, description="synthetic: renderer seed (same seed, same pixels)")
-    synth_version: int = Field(1, ge=1, le=2, description="synthetic: renderer version (1: the default; 2: harder — near-duplicate identities, front/back cameras, lighting, low resolution, blur, crowds, misaligned crops)")
+    synth_version: int = Field(3, ge=1, le=3, description="synthetic: renderer version (3, the default: as hard as a small real re-ID set — outfits shared across identities, front/back cameras, lighting, blur, crowds, misaligned crops; 2: its heavier-degraded draft; 1: the first, easy set)")
     # folder-per-identity layout
     camera_regex: str | None = Field(None, description="folder: regex with one group capturing the camera id")
     # cuhk03

@@ -71,8 +71,9 @@ def synth(
     train_ids: Annotated[int, typer.Option("--train-ids", min=1, help="identities in bounding_box_train "
                                            "(the assignment's 230 of 279)")] = 230,
     split_seed: Annotated[int, typer.Option("--split-seed", min=0, help="seed of the identity split")] = 0,
-    renderer: Annotated[int, typer.Option("--renderer", min=1, max=2, help="renderer version: 1 (the default) or 2 "
-                                          "(harder: near-duplicate identities, front/back cameras, crowds, low resolution)")] = 1,
+    renderer: Annotated[int, typer.Option("--renderer", min=1, max=3, help="renderer version: 3 (the default: outfits "
+                                          "shared across identities, front/back cameras, crowds, lighting, misaligned crops), "
+                                          "2 (its heavier-degraded draft) or 1 (the first, easy set)")] = 3,
 ) -> None:
     """Write synthetic pedestrians in Market-1501 layout (train / query / gallery folders)."""
     from reid.data.synthetic import SynthParams, write_market_layout

@@ -1,6 +1,6 @@
 """Procedural synthetic pedestrians: the embedded default dataset.
 
-Each identity is a person drawn from small attribute palettes (so many identities share
+Renderer version 1: each identity is a person drawn from small attribute palettes (so many identities share
 most attributes): build (height, width), skin tone, hair colour and style, upper garment
 colour, sleeve length and pattern (plain / stripes / checks / logo, with a second colour),
 lower garment type (trousers / shorts / skirt) and colour, shoe colour, an optional
@@ -14,15 +14,22 @@ straps from the front, a logo shows only from the front, long hair covers the ba
 head), the pose (leg and arm swing), scale and position jitter, partial occlusion and
 JPEG compression artefacts.
 
-Renderer version 2 (``data.synth_version = 2``; version 1 above stays the default, its bytes
-unchanged) adds the nuisances that make real re-ID hard: families of near-duplicate identities
+Renderer version 2 adds the nuisances that make real re-ID hard: families of near-duplicate identities
 (:func:`make_person_v2`: the same person with one or two visible attributes changed), a strong
 viewpoint change between cameras (camera 0 sees people mostly from the front, camera 1 from the
 back), strong per-camera white balance and exposure plus per-image lighting (brightness, colour
 shifts, shadows), low resolution and motion blur, passers-by (other identities of the set) behind
 and in front of the person, street furniture shared by every camera (:func:`scene_props`), and
-misaligned detector crops (loose, tight, shifted; feet or head cut off). Its calibration against
-the training recipes is measured in BENCHMARKS.md ("Synthetic renderer version 2: calibration").
+misaligned detector crops (loose, tight, shifted; feet or head cut off).
+
+Renderer version 3, **the default** (``data.synth_version``), draws with version 2's code and other
+constants (:class:`RenderProfile`): identities wear one of a few outfits shared by the whole
+population (:func:`make_person_v3`: every identity has outfit-mates in the training and the
+validation split, told apart by cut, carried things and body, rarely by a colour), footage sharper
+than version 2's, fewer people and objects in front, but stronger per-image white balance and
+worse-aligned crops. Versions 1 and 2 keep their pixels (``data.synth_version = 1`` or ``2``). Its
+calibration against the training recipes and the colour-histogram baseline is measured in
+BENCHMARKS.md ("Synthetic default: calibration", ``benchmarks/calibrate_synthetic.py``).
 
 Everything is derived from ``numpy.random.default_rng([seed, ...])`` streams, so the same
 seed gives byte-identical files and different seeds give different people.
@@ -37,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 import os
 import shutil
 import tempfile
@@ -52,9 +60,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from reid.data.split import per_camera_query, split_identities
 from reid.errors import ReidError
 
-#: The renderers: 1 (the default, its pixels frozen) and 2 (harder). Part of the cache key;
+#: The renderers: 1 (easy), 2 (hard, heavily degraded) and 3 (the default). Part of the cache key;
 #: add a version (never change one) whenever the pixels change.
-RENDERER_VERSIONS = (1, 2)
+RENDERER_VERSIONS = (1, 2, 3)
 
 SKIN = [(240, 210, 185), (225, 185, 150), (195, 145, 105), (150, 100, 70), (100, 70, 50)]
 HAIR_COLOURS = [(25, 22, 20), (65, 45, 30), (115, 80, 50), (195, 165, 100), (150, 150, 150), (140, 60, 30)]
@@ -92,7 +100,7 @@ class SynthParams:
     cameras: int = 2
     seed: int = 0
     size: tuple[int, int] = (128, 128)
-    version: int = 1
+    version: int = 3
 
     def __post_init__(self) -> None:
         if self.version not in RENDERER_VERSIONS:
@@ -248,7 +256,7 @@ def _draw_person(d: ImageDraw.ImageDraw, p: Person, cx: float, feet: float, u: f
 
     def rect(x0, y0, x1, y1, fill):
         x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
-        d.rectangle([int(x0), int(y0), int(round(x1)), int(round(y1))], fill=fill)
+        d.rectangle([math.floor(x0), math.floor(y0), max(math.floor(x0), round(x1)), max(math.floor(y0), round(y1))], fill=fill)  # floor: off-canvas negatives stay ordered
 
     # backpack behind the body (side view) and long hair behind the shoulders (front view)
     if p.accessory == "backpack" and side:
@@ -398,6 +406,54 @@ class CameraV2(Camera):
     motion: float = 0.0
 
 
+@dataclass(frozen=True)
+class RenderProfile:
+    """The difficulty constants of the version-2 family of renderers (versions 2 and 3 share the
+    drawing code and differ only in these numbers and in how identities are made).
+
+    Camera signature ranges (drawn once per camera): ``gains`` (± white balance), ``brightness``,
+    ``contrast``, ``blur`` (σ at 128 px), ``noise`` (σ in grey levels), JPEG ``quality``,
+    ``resolution`` (fraction of the crop's pixels resolved) and ``motion`` (fraction of images
+    motion-blurred). Per image: ``white_balance`` (σ of the per-channel gain), ``exposure``
+    (brightness factor range) and the rates of street furniture and passers-by behind and in front.
+    """
+
+    gains: float
+    brightness: tuple[float, float]
+    contrast: tuple[float, float]
+    blur: tuple[float, float]
+    noise: tuple[float, float]
+    quality: tuple[int, int]
+    resolution: tuple[float, float]
+    motion: tuple[float, float]
+    white_balance: float
+    exposure: tuple[float, float]
+    prop_behind: float
+    passer_behind: float
+    passer_front: float
+    prop_front: float
+    scale: tuple[float, float]
+    feet: tuple[float, float]
+    centre: float
+
+
+#: Version 2: families of near-duplicates, heavy degradation (its pixels are frozen).
+PROFILE_V2 = RenderProfile(
+    gains=0.2, brightness=(0.7, 1.2), contrast=(0.75, 1.05), blur=(0.4, 1.2), noise=(5, 12),
+    quality=(25, 60), resolution=(0.55, 0.85), motion=(0.1, 0.4), white_balance=0.06, exposure=(0.8, 1.2),
+    prop_behind=0.6, passer_behind=0.3, passer_front=0.15, prop_front=0.15, scale=(0.85, 1.1), feet=(-0.08, 0.05),
+    centre=0.15,
+)
+#: Version 3 (the default): outfits shared across the whole population, sharper footage.
+PROFILE_V3 = RenderProfile(
+    gains=0.2, brightness=(0.7, 1.2), contrast=(0.75, 1.05), blur=(0.2, 0.7), noise=(3, 8),
+    quality=(45, 80), resolution=(0.85, 1.0), motion=(0.05, 0.15), white_balance=0.12, exposure=(0.8, 1.2),
+    prop_behind=0.6, passer_behind=0.3, passer_front=0.08, prop_front=0.1, scale=(0.75, 1.15), feet=(-0.12, 0.08),
+    centre=0.2,
+)
+PROFILES = {2: PROFILE_V2, 3: PROFILE_V3}
+
+
 def visible_changes(p: Person) -> list[str]:
     """The attributes of ``p`` whose change shows in the pixels (a bag's colour only if there is a bag, …)."""
     keys = ["upper", "pattern", "long_sleeves", "lower_type", "lower", "shoes", "accessory", "cap", "hair_style"]
@@ -445,6 +501,39 @@ def make_person_v2(seed: int, pid: int) -> Person:
     return person
 
 
+#: Version-3 identities wear one of this many outfits, shared across the whole population.
+OUTFITS = 16
+BODY = ("height", "build", "skin", "hair_colour", "hair_style")
+#: What tells version-3 outfit-mates apart: the cut and the carried things, rarely a colour.
+OUTFIT_CHANGES = ("pattern", "long_sleeves", "lower_type", "accessory", "cap", "shoes")
+
+
+def outfit_of(seed: int, pid: int) -> int:
+    """Which of the :data:`OUTFITS` shared outfits version-3 identity ``pid`` wears."""
+    return int(np.random.default_rng([seed, pid, 27]).integers(OUTFITS))
+
+
+@lru_cache(maxsize=8192)
+def make_person_v3(seed: int, pid: int) -> Person:
+    """The version-3 identity ``pid``: one of :data:`OUTFITS` outfits shared by the whole population
+    (:func:`outfit_of`; so every identity has near-duplicates in both the training and the validation
+    split), changed in one or two of :data:`OUTFIT_CHANGES` (a cut or a carried thing, not a colour),
+    worn by a body of its own (:data:`BODY`: height, build, skin, hair).
+
+    Example:
+        >>> people = [make_person_v3(0, pid) for pid in range(1, 200)]
+        >>> len({p.upper for p in people}) < 12 < len(set(people)) == 199
+        True
+    """
+    outfit = random_person(np.random.default_rng([seed, outfit_of(seed, pid), 28]))
+    body = random_person(np.random.default_rng([seed, pid, 29]))
+    person = replace(outfit, **{k: getattr(body, k) for k in BODY})
+    rng = np.random.default_rng([seed, pid, 30])
+    for key in rng.choice(OUTFIT_CHANGES, 1 + int(rng.random() < 0.5), replace=False):
+        person = change_attribute(person, str(key), rng)
+    return person
+
+
 def scene_props(seed: int) -> list[tuple[str, tuple, tuple]]:
     """The street furniture (kind, main colour, second colour) of every camera: the same few
     objects stand behind and in front of many identities, in clothing-like colours."""
@@ -485,25 +574,25 @@ def _draw_prop(d: ImageDraw.ImageDraw, prop: tuple[str, tuple, tuple], x: float,
 
 
 @lru_cache(maxsize=64)
-def make_camera_v2(seed: int, cam: int, size: tuple[int, int]) -> CameraV2:
+def make_camera_v2(seed: int, cam: int, size: tuple[int, int], profile: RenderProfile = PROFILE_V2) -> CameraV2:
     """Version-2 camera ``cam``: the scene of :func:`make_camera` with a strong white-balance and
-    exposure signature, low resolution, motion blur, and one dominant viewpoint (camera 0 sees
-    people from the front, camera 1 from the back, cameras 2 and 3 from the sides, …)."""
+    exposure signature, low resolution, motion blur (their ranges from ``profile``), and one dominant
+    viewpoint (camera 0 sees people from the front, camera 1 from the back, cameras 2 and 3 from the sides, …)."""
     base = make_camera(seed, cam, size)
     rng = np.random.default_rng([seed, cam, 25])
     views = np.full(4, 0.05)
     views[cam % 4], views[(cam % 4) ^ 1] = 0.8, 0.1  # mostly one side, sometimes the opposite one
     return CameraV2(
         background=base.background,
-        gains=1.0 + rng.uniform(-0.2, 0.2, 3),
-        brightness=float(rng.uniform(0.7, 1.2)),
-        contrast=float(rng.uniform(0.75, 1.05)),
-        blur=float(rng.uniform(0.4, 1.2)) * crop_size(size)[0] / 128,
-        noise=float(rng.uniform(5, 12)),
-        quality=int(rng.integers(25, 60)),
+        gains=1.0 + rng.uniform(-profile.gains, profile.gains, 3),
+        brightness=float(rng.uniform(*profile.brightness)),
+        contrast=float(rng.uniform(*profile.contrast)),
+        blur=float(rng.uniform(*profile.blur)) * crop_size(size)[0] / 128,
+        noise=float(rng.uniform(*profile.noise)),
+        quality=int(rng.integers(*profile.quality)),
         view_p=tuple(float(v) for v in views),
-        resolution=float(rng.uniform(0.55, 0.85)),
-        motion=float(rng.uniform(0.1, 0.4)),
+        resolution=float(rng.uniform(*profile.resolution)),
+        motion=float(rng.uniform(*profile.motion)),
     )
 
 
@@ -520,31 +609,32 @@ def motion_blur(arr: np.ndarray, length: int) -> np.ndarray:
 
 
 def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, size: tuple[int, int],
-                    crowd: tuple[Person, Person], props: list) -> bytes:
+                    crowd: tuple[Person, Person], props: list, profile: RenderProfile = PROFILE_V2) -> bytes:
     """Render one version-2 JPEG of ``person`` seen by ``camera``; ``crowd`` are two passers-by
-    (one may walk behind, one in front), ``props`` the scene's street furniture (:func:`scene_props`)."""
+    (one may walk behind, one in front), ``props`` the scene's street furniture (:func:`scene_props`),
+    ``profile`` the per-image nuisance rates."""
     h, w = crop_size(size)
     bh, bw = camera.background.shape[:2]
     oy, ox = int(rng.integers(0, bh - h + 1)), int(rng.integers(0, bw - w + 1))
     img = Image.fromarray(camera.background[oy : oy + h, ox : ox + w])
     d = ImageDraw.Draw(img)
-    u = person.height * h * rng.uniform(0.85, 1.1)  # detector boxes too tight or too loose ...
-    feet = h * (1 + rng.uniform(-0.08, 0.05))  # ... and shifted: feet or head may be cut off
-    cx = w / 2 + rng.uniform(-0.15, 0.15) * w
+    u = person.height * h * rng.uniform(*profile.scale)  # detector boxes too tight or too loose ...
+    feet = h * (1 + rng.uniform(*profile.feet))  # ... and shifted: feet or head may be cut off
+    cx = w / 2 + rng.uniform(-profile.centre, profile.centre) * w
     view = VIEWS[int(rng.choice(4, p=camera.view_p))]
-    if rng.random() < 0.6:  # street furniture behind
+    if rng.random() < profile.prop_behind:  # street furniture behind
         _draw_prop(d, props[int(rng.integers(len(props)))], rng.uniform(0, w), feet - rng.uniform(0, 0.15) * h, u)
-    if rng.random() < 0.3:  # a passer-by behind
+    if rng.random() < profile.passer_behind:  # a passer-by behind
         side = rng.choice([-1, 1])
         _draw_person(d, crowd[0], cx + side * rng.uniform(0.3, 0.6) * w, feet - rng.uniform(0.03, 0.12) * h,
                      u * rng.uniform(0.75, 0.95), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
     _draw_person(d, person, cx, feet, u, view, swing=float(rng.uniform(-1, 1)))
     front = rng.random()
-    if front < 0.15:  # a passer-by in front
+    if front < profile.passer_front:  # a passer-by in front
         side = rng.choice([-1, 1])
         _draw_person(d, crowd[1], cx + side * rng.uniform(0.3, 0.55) * w, feet + rng.uniform(0, 0.1) * h,
                      u * rng.uniform(1.0, 1.15), VIEWS[int(rng.integers(4))], swing=float(rng.uniform(-1, 1)))
-    elif front < 0.3:  # street furniture in front
+    elif front < profile.passer_front + profile.prop_front:  # street furniture in front
         _draw_prop(d, props[int(rng.integers(len(props)))], cx + rng.uniform(-0.4, 0.4) * w, h + rng.uniform(0, 0.1) * h, u)
 
     arr = np.asarray(img, dtype=np.float32)
@@ -559,7 +649,8 @@ def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, 
         arr = motion_blur(arr, int(rng.integers(3, 4 + size[1] // 12)))
     mean = arr.mean()
     arr = (arr - mean) * np.float32(camera.contrast * rng.uniform(0.85, 1.15)) + mean
-    arr = arr * (camera.gains * (1 + rng.normal(0, 0.06, 3)) * camera.brightness * rng.uniform(0.8, 1.2)).astype(np.float32)
+    arr = arr * (camera.gains * (1 + rng.normal(0, profile.white_balance, 3)) * camera.brightness
+                 * rng.uniform(*profile.exposure)).astype(np.float32)
     arr += rng.standard_normal(arr.shape, dtype=np.float32) * camera.noise
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     buf = io.BytesIO()
@@ -567,11 +658,16 @@ def render_image_v2(person: Person, camera: CameraV2, rng: np.random.Generator, 
     return buf.getvalue()
 
 
+def make_person_for(params: SynthParams, pid: int) -> Person:
+    """Identity ``pid`` as renderer ``params.version`` makes it."""
+    return {1: make_person, 2: make_person_v2, 3: make_person_v3}[params.version](params.seed, pid)
+
+
 def _passers_by(params: SynthParams, pid: int, j: int) -> tuple[Person, Person]:
     """Two other identities of the set who walk through image ``j`` of ``pid``."""
     n = params.identities
     others = np.random.default_rng([params.seed, pid, 26, j]).integers(1, max(2, n), 2)
-    return tuple(make_person_v2(params.seed, int(q) + int(q >= pid and n > 1)) for q in others)
+    return tuple(make_person_for(params, int(q) + int(q >= pid and n > 1)) for q in others)
 
 
 def camera_sequence(params: SynthParams, pid: int) -> list[int]:
@@ -584,14 +680,14 @@ def camera_sequence(params: SynthParams, pid: int) -> list[int]:
 
 def render_identity_jpegs(params: SynthParams, pid: int) -> list[tuple[int, bytes]]:
     """(camera, JPEG bytes) of every image of identity ``pid``, drawn by renderer ``params.version``."""
-    if params.version == 2:
-        person = make_person_v2(params.seed, pid)
-        cams = {c: make_camera_v2(params.seed, c, params.size) for c in range(params.cameras)}
+    person = make_person_for(params, pid)
+    if params.version in PROFILES:
+        profile = PROFILES[params.version]
+        cams = {c: make_camera_v2(params.seed, c, params.size, profile) for c in range(params.cameras)}
         props = scene_props(params.seed)
         return [(cam, render_image_v2(person, cams[cam], np.random.default_rng([params.seed, pid, 24, j]), params.size,
-                                      _passers_by(params, pid, j), props))
+                                      _passers_by(params, pid, j), props, profile))
                 for j, cam in enumerate(camera_sequence(params, pid))]
-    person = make_person(params.seed, pid)
     cams = {c: make_camera(params.seed, c, params.size) for c in range(params.cameras)}
     out = []
     for j, cam in enumerate(camera_sequence(params, pid)):
