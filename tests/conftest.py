@@ -10,3 +10,20 @@ def _reid_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REID_CACHE", str(tmp_path_factory.mktemp("reid-cache-session")))
         yield
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*args) -> (exit code, stdout + stderr)``: ``reid ARGS...`` run in-process (0 when it returns)."""
+    from reid.cli import main
+
+    def run(*args) -> tuple[int, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    return run

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reid.cli import main
 from reid.data import build_data
 from reid.data.baseline import run_baseline
 from reid.data.synthetic import (
@@ -156,28 +155,19 @@ def test_harder_versions_are_harder_for_the_histogram_baseline(tmp_path):
     assert caches == ["v1-", "v2-", "v3-"]  # the version is part of the cache key
 
 
-def run_cli(capsys, *args) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
-
-def test_unknown_versions_are_refused(capsys):
+def test_unknown_versions_are_refused(run_cli):
     with pytest.raises(ReidError, match="renderer version 4"):
         SynthParams(version=4)
     with pytest.raises(Exception, match="synth_version"):
         DataSpec(synth_version=4)
-    code, text = run_cli(capsys, "data", "synth", "-o", "/nonexistent/x", "--renderer", "4")
+    code, text = run_cli("data", "synth", "-o", "/nonexistent/x", "--renderer", "4")
     assert code == 2 and "renderer" in text
 
 
-def test_cli_synth_writes_the_version_2_set(tmp_path, capsys):
+def test_cli_synth_writes_the_version_2_set(tmp_path, run_cli):
     args = ["--identities", "6", "--images", "3", "--size", "32x32", "--train-ids", "4"]
-    code, text = run_cli(capsys, "data", "synth", "-o", str(tmp_path / "cli"), *args, "--renderer", "2")
+    code, text = run_cli("data", "synth", "-o", str(tmp_path / "cli"), *args, "--renderer", "2")
     assert code == 0 and "wrote 18 images" in text
     expected = write_market_layout(tmp_path / "api", SynthParams(identities=6, images_per_identity=3, size=(32, 32), version=2), train_ids=4)
     assert digest(tmp_path / "cli") == digest(expected)
