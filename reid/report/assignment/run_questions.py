@@ -138,6 +138,11 @@ def comparison_part(ctx: ReportContext, id_run: Run, triplet_run: Run) -> list[s
             comparison_notes(id_run, triplet_run)]
 
 
+def higher(q8_value: float, q11_value: float) -> str:
+    """``"Q8"``, ``"Q11"`` or ``"neither"``: which model's value is higher."""
+    return "Q11" if q11_value > q8_value else "Q8" if q8_value > q11_value else "neither"
+
+
 def comparison_notes(id_run: Run, triplet_run: Run, groups: tuple[SeedGroup, SeedGroup] | None = None) -> str:
     """Which run ranks better, and whether the comparison is like for like.
 
@@ -149,7 +154,7 @@ def comparison_notes(id_run: Run, triplet_run: Run, groups: tuple[SeedGroup, See
     else:
         a, b = id_run.summary.final, triplet_run.summary.final
         values = {"rank1": (a.rank(1), b.rank(1)), "mAP": (a.mAP, b.mAP)}
-        better = {k: ("Q11" if y > x else "Q8" if x > y else "neither") for k, (x, y) in values.items()}
+        better = {k: higher(x, y) for k, (x, y) in values.items()}
         notes = [f"Final Rank-1: Q8 {pct(a.rank(1))}, Q11 {pct(b.rank(1))} (higher: {better['rank1']}); "
                  f"final mAP: Q8 {pct(a.mAP)}, Q11 {pct(b.mAP)} (higher: {better['mAP']})."]
     same_data = id_run.summary.dataset == triplet_run.summary.dataset
@@ -168,10 +173,9 @@ def spread_notes(id_group: SeedGroup, triplet_group: SeedGroup) -> list[str]:
     notes = []
     for name in ("rank1", "mAP"):
         a, b = id_group.metric(name), triplet_group.metric(name)
-        higher = "Q11" if b.mean > a.mean else "Q8" if a.mean > b.mean else "neither"
         larger = beyond_spread(a, b)
         notes.append(f"Final {metric_label(name)} over seeds: Q8 {a.format()}, Q11 {b.format()} (higher mean: "
-                     f"{higher}); |Δmean| = {100 * abs(b.mean - a.mean):.2f} points "
+                     f"{higher(a.mean, b.mean)}); |Δmean| = {100 * abs(b.mean - a.mean):.2f} points "
                      f"{'>' if larger else '≤'} std Q8 + std Q11 = {100 * (a.std + b.std):.2f} points — "
                      f"{'larger than' if larger else 'within'} the seed-to-seed spread.")
     notes.append(f"Rule: a difference of means counts as larger than the seed-to-seed spread when "
