@@ -517,7 +517,8 @@ def outfit_of(seed: int, pid: int) -> int:
 def make_person_v3(seed: int, pid: int) -> Person:
     """The version-3 identity ``pid``: one of :data:`OUTFITS` outfits shared by the whole population
     (:func:`outfit_of`; so every identity has near-duplicates in both the training and the validation
-    split), changed in one or two of :data:`OUTFIT_CHANGES` (a cut or a carried thing, not a colour),
+    split), changed in one or two of :data:`OUTFIT_CHANGES` (the cut, a carried thing or the shoes; never
+    the garments' colours),
     worn by a body of its own (:data:`BODY`: height, build, skin, hair).
 
     Example:
