@@ -290,8 +290,11 @@ def table(r: dict) -> str:
 
 
 def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool | None = None,
-              log: Callable[[str], None] = print) -> dict:
-    """Run every section (``smoke``: tiny, on the CPU, without the subprocess commands) and return the results."""
+              log: Callable[[str], None] = print, saved: Callable[[dict], None] = lambda r: None) -> dict:
+    """Run every section (``smoke``: tiny, on the CPU, without the subprocess commands) and return the results.
+
+    ``saved`` receives the results so far after each section (so a check cut off by a timeout keeps them).
+    """
     size = SIZES["smoke" if smoke else "gpu"]
     device = torch.device("cpu" if smoke else "cuda")
     r: dict = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "torch": torch.__version__,
@@ -305,6 +308,7 @@ def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool 
         except Exception as e:  # one failing section must not hide the others' numbers
             r["errors"][name] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
             log(f"[{name}] FAILED\n{traceback.format_exc()}")
+        saved(r)
 
     with tempfile.TemporaryDirectory() as work:
         if commands if commands is not None else not smoke:
@@ -328,11 +332,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.cpu_smoke and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU visible (use --cpu-smoke to exercise the script on the CPU)")
-    r = run_check(smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"))
+    def save(r: dict) -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=1, default=str))
+
+    r = run_check(smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"), saved=save)
     print(f"\n{r['device']} · torch {r['torch']}\n")
     print(table(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1, default=str))
     sys.exit(1 if r["errors"] else 0)
 
 

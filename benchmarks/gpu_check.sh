@@ -25,7 +25,7 @@ out="${OUT:-/tmp/gpu-check}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
 python3 -c "import torch, pydantic, fvcore, tomli_w, safetensors; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'pydantic', pydantic.VERSION)" || exit 3
-timeout 360 python3 -m benchmarks.gpu_check --json "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log"
+timeout "${CHECK_SECONDS:-360}" python3 -m benchmarks.gpu_check --json "$out/gpu_check.json" 2>&1 | tee "$out/gpu_check.log"
 status=${PIPESTATUS[0]}
 sed -n '/^| check |/,$p' "$out/gpu_check.log" > "$out/gpu_check.md"
 exit "$status"
