@@ -166,12 +166,16 @@ def run(w: Workload, iters: int = 10, repeats: int = 3, profile_iters: int = 2) 
     }
 
 
-def run_compile(w: Workload, iters: int = 10, repeats: int = 3) -> dict:
-    """reid's engine with and without ``runtime.compile`` (torch.compile), in turns; compile time reported apart."""
+def run_compile(w: Workload, iters: int = 10, repeats: int = 3,
+                wrap: Callable[[Callable[[], int]], Callable[[], int]] = lambda chunk: chunk) -> dict:
+    """reid's engine with and without ``runtime.compile`` (torch.compile), in turns; compile time reported apart.
+
+    ``wrap`` is applied to each timed chunk (on a GPU: one that synchronises the device at its end).
+    """
     compiled_spec = w.spec.model_copy(update={"runtime": w.spec.runtime.model_copy(update={"compile": True})})
     with tempfile.TemporaryDirectory() as tmp:
-        _, eager = reid_trainer(w, iters, Path(tmp) / "eager")
-        _, compiled = reid_trainer(w, iters, Path(tmp) / "compiled", spec=compiled_spec)
+        eager = wrap(reid_trainer(w, iters, Path(tmp) / "eager")[1])
+        compiled = wrap(reid_trainer(w, iters, Path(tmp) / "compiled", spec=compiled_spec)[1])
         start = time.perf_counter()
         compiled()  # first chunk: tracing and code generation
         first_chunk_s = time.perf_counter() - start

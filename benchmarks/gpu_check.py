@@ -17,6 +17,7 @@ Usage (on the device machine, through benchmarks/gpu_check.sh)::
 
     python -m benchmarks.gpu_check --json $OUT/gpu_check.json
     python -m benchmarks.gpu_check --cpu-smoke          # anywhere, seconds
+    python -m benchmarks.gpu_check --from-json gpu_check.json --out BENCHMARKS.md   # the table of a past check
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import torch
 from torch import nn
 
 from benchmarks.bench_eval import make_problem
-from benchmarks.bench_train import consume, reid_trainer, torchvision_transform
+from benchmarks.bench_train import consume, reid_trainer, run_compile, torchvision_transform
+from benchmarks.markdown_block import write_block
 from benchmarks.timing import interleave
 from benchmarks.workload import Workload, load_workload
 from reid.data.loaders import TrainLoader
@@ -50,9 +52,9 @@ from reid.metrics import evaluate_features
 SIZES = {
     "gpu": {"identities": 1000, "images": 10, "train_ids": 900, "side": 128, "batch": 256, "iters": 30, "repeats": 3,
             "warmup": 1, "workers": 8, "input_batches": 30, "eval": (3368, 15913, 512, 751, 6),
-            "convs": [(256, 64, 32), (256, 128, 16), (256, 256, 8)]},
+            "convs": [(256, 64, 32), (256, 128, 16), (256, 256, 8)], "compile": True},
     "smoke": {"identities": 10, "images": 4, "train_ids": 6, "side": 16, "batch": 4, "iters": 1, "repeats": 1,
-              "warmup": 0, "workers": 0, "input_batches": 2, "eval": (40, 200, 16, 20, 2), "convs": [(2, 8, 8)]},
+              "warmup": 0, "workers": 0, "input_batches": 2, "eval": (40, 200, 16, 20, 2), "convs": [(2, 8, 8)], "compile": False},
 }
 
 #: Issue 13's targets (ratios measured in one run on one H100).
@@ -158,6 +160,33 @@ def section_train(w: Workload, size: dict, device: torch.device, out: dict) -> N
     out["flops_per_image"] = 2.0 * count_flops(w.model()).total  # fvcore counts a multiply-add as one flop
 
 
+def section_compile(w: Workload, size: dict, device: torch.device, out: dict) -> None:
+    """reid's engine with ``runtime.compile`` (torch.compile) against eager, in turns; the compiling chunk apart."""
+    c = run_compile(w, size["iters"], size["repeats"], wrap=lambda chunk: synced(chunk, device))
+    out["compile"] = {"eager": c["eager_img_s"], "compiled": c["compiled_img_s"], "first_chunk_s": c["first_chunk_s"]}
+
+
+def section_profile(w: Workload, size: dict, device: torch.device, out: dict) -> None:
+    """One chunk of reid's training under :mod:`torch.profiler`: the device's busy share of the wall time, top kernels.
+
+    A low share means the GPU waits on the host (Python, kernel launches); the profiler's own overhead lowers it a little.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        chunk = synced(reid_trainer(w, size["iters"], Path(tmp) / "run")[1], device)
+        chunk()  # warm-up
+        with profile(activities=activities) as prof:
+            start = time.perf_counter()
+            chunk()
+            wall = time.perf_counter() - start
+    events = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)
+    busy = sum(e.self_device_time_total for e in events) / 1e6
+    out["profile"] = {"wall_s": wall, "device_busy_share": busy / wall,
+                      "top": [{"name": e.key[:60], "share": e.self_device_time_total / 1e6 / wall} for e in events[:5]]}
+
+
 def section_input(w: Workload, size: dict, device: torch.device, out: dict) -> None:
     """TrainLoader batches on the device (its uint8 cache and augmentation there, as `reid run` builds it), nothing else."""
     runtime = resolve_runtime(w.spec.runtime)
@@ -223,8 +252,9 @@ def run_command(name: str, cmd: list[str], out: dict, run_dir: Path, timeout: in
 def section_commands(work: Path, out: dict) -> None:
     """The cuda tests, a quickstart on cuda, and the same under ``torchrun --nproc_per_node 1`` (NCCL)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rfEs", "-p", "no:cacheprovider",
-                           "tests/test_cuda.py"], capture_output=True, text=True, timeout=180)
+    # "-o addopts=": the project's own -q would make this -qq, which prints no "N passed" line to count
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-o", "addopts=", "-q", "-rfEs",
+                           "-p", "no:cacheprovider", "tests/test_cuda.py"], capture_output=True, text=True, timeout=180)
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error)", proc.stdout)}
     out["tests"] = {"rc": proc.returncode, "seconds": time.perf_counter() - start, **counts, "tail": proc.stdout[-3000:]}
     sets = [a for s in QUICKSTART_SETS for a in ("--set", s)]
@@ -250,7 +280,8 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                         ("torchrun", "torchrun --nproc_per_node 1 (NCCL path)")):
         if name in r:
             c = r[name]
-            out.append((label, f"exit {c['rc']}, {c['seconds']:.0f} s, Rank-1 {c.get('rank1')}", "exit 0", mark(c["rc"] == 0)))
+            rank1 = f"{c['rank1']:.3f}" if c.get("rank1") is not None else "–"
+            out.append((label, f"exit {c['rc']}, {c['seconds']:.0f} s, Rank-1 {rank1}", "exit 0", mark(c["rc"] == 0)))
     if "train" in r:
         t = r["train"]
         out.append((f"training img/s, reid ({t['precision']}, batch {t['batch']})", f"{t['reid']:.0f}", "", ""))
@@ -264,6 +295,14 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         out.append(("input pipeline img/s (TrainLoader → device)",
                     f"{r['input_img_s']:.0f}" + (f" (×{ratio:.1f} training)" if ratio else ""),
                     f"≥ {TARGETS['input_over_train']}× training", mark(None if ratio is None else ratio >= TARGETS["input_over_train"])))
+    if "compile" in r:
+        c = r["compile"]
+        out.append(("training img/s, reid with runtime.compile (torch.compile)",
+                    f"{c['compiled']:.0f} (×{c['compiled'] / c['eager']:.2f} eager; first chunk {c['first_chunk_s']:.0f} s)", "", ""))
+    if r.get("profile", {}).get("device_busy_share"):  # no device time on the CPU
+        p = r["profile"]
+        top = ", ".join(f"{k['name']} {k['share']:.0%}" for k in p["top"][:3])
+        out.append(("GPU busy share of reid's training wall time (profiler)", f"{p['device_busy_share']:.0%} (top: {top})", "", ""))
     if "embed_img_s" in r:
         out.append(("embedding img/s (extract_features)", f"{r['embed_img_s']:.0f}", "", ""))
     if "eval" in r:
@@ -298,7 +337,7 @@ def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool 
     size = SIZES["smoke" if smoke else "gpu"]
     device = torch.device("cpu" if smoke else "cuda")
     r: dict = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "torch": torch.__version__,
-               "errors": {}}
+               "date": time.strftime("%Y-%m-%d"), "errors": {}}
 
     def section(name: str, fn: Callable[[], None]) -> None:
         start = time.perf_counter()
@@ -317,6 +356,9 @@ def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool 
         section("workload", lambda: w.setdefault("w", workload(size, device.type, cache_dir)))
         if "w" in w:
             section("train", lambda: section_train(w["w"], size, device, r))
+            if size["compile"]:
+                section("compile", lambda: section_compile(w["w"], size, device, r))
+            section("profile", lambda: section_profile(w["w"], size, device, r))
             section("input", lambda: section_input(w["w"], size, device, r))
             section("embed", lambda: section_embed(w["w"], size, device, r))
         section("eval", lambda: section_eval(size, device, r))
@@ -324,12 +366,32 @@ def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool 
     return r
 
 
+BEGIN = "<!-- gpu_check: begin (generated by benchmarks/gpu_check.py; edit outside the markers) -->"
+END = "<!-- gpu_check: end -->"
+
+
+def block(r: dict, source: str) -> str:
+    """The BENCHMARKS.md block of the results ``r`` (read from ``source``), between its markers."""
+    when = f" on {r['date']}" if r.get("date") else ""
+    return "\n".join([BEGIN, f"Measured by `bash benchmarks/gpu_check.sh`{when} on {r['device']}, torch {r['torch']} "
+                       f"(numbers: `{source}`, rendered by `python -m benchmarks.gpu_check --from-json`).", "",
+                       table(r), END]) + "\n"
+
+
 def main() -> None:
-    """Command-line entry: run the check, print the table, optionally write the numbers as JSON."""
+    """Command-line entry: run the check (or read a past one), print the table, optionally write JSON / BENCHMARKS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, no subprocess commands (seconds)")
     parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument("--from-json", type=Path, help="measure nothing: read the numbers of a past check from this file")
+    parser.add_argument("--out", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
+    if args.from_json:
+        r = json.loads(args.from_json.read_text(encoding="utf-8"))
+        print(table(r))
+        if args.out:
+            write_block(args.out, block(r, args.from_json.name), BEGIN, END)
+        return
     if not args.cpu_smoke and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU visible (use --cpu-smoke to exercise the script on the CPU)")
     def save(r: dict) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 from benchmarks.gpu_check import QUICKSTART_SETS, rows, run_check, table
 from reid.spec import load_spec
 
 
 def test_cpu_smoke_runs_every_section_and_prints_one_table(tmp_path):
-    r = run_check(smoke=True, cache_dir=str(tmp_path / "cache"), log=lambda message: None)
+    snapshots = []
+    r = run_check(smoke=True, cache_dir=str(tmp_path / "cache"), log=lambda message: None,
+                  saved=lambda so_far: snapshots.append(set(so_far)))
     assert r["errors"] == {}
+    assert len(snapshots) == 7 and "train" not in snapshots[0] and "train" in snapshots[1]  # kept section by section
     assert {"train", "input_img_s", "embed_img_s", "eval", "conv", "flops_per_image"} <= set(r)
     assert r["train"]["reid"] > 0 and r["train"]["plain"] > 0 and r["train"]["plain_amp"] > 0
     checks = [row[0] for row in rows(r)]
@@ -19,3 +26,22 @@ def test_cpu_smoke_runs_every_section_and_prints_one_table(tmp_path):
 def test_the_quickstart_overrides_still_validate():
     spec = load_spec("specs/quickstart.toml", QUICKSTART_SETS)
     assert spec.runtime.device == "cuda" and spec.schedule.epochs == 2
+
+
+def test_a_past_check_is_rendered_into_benchmarks_between_its_markers(tmp_path):
+    numbers = {"device": "NVIDIA Test", "torch": "2.x", "date": "2026-01-02", "errors": {},
+               "tests": {"rc": 0, "seconds": 9.0, "passed": 5},
+               "quickstart": {"rc": 0, "seconds": 12.0, "rank1": 0.0204, "mAP": 0.01},
+               "eval": {"seconds": 0.145, "shape": [3368, 15913, 512]}}
+    (tmp_path / "check.json").write_text(json.dumps(numbers))
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\nbefore\n")
+    for _ in range(2):  # the second write replaces the first block
+        subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--from-json", str(tmp_path / "check.json"),
+                        "--out", str(md)], check=True, capture_output=True)
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n\nbefore\n") and text.count("<!-- gpu_check: begin") == 1
+    assert "on 2026-01-02 on NVIDIA Test, torch 2.x" in text
+    assert "| cuda-marked tests | 5 passed, 0 failed, 0 skipped (9 s) | all pass | yes |" in text
+    assert "| quickstart on cuda (2 epochs × 40 iterations) | exit 0, 12 s, Rank-1 0.020 | exit 0 | yes |" in text
+    assert "| evaluation 3368 × 15913 × 512 (evaluate_features) | 0.145 s | < 0.3 s | yes |" in text
