@@ -77,7 +77,8 @@ def reid_trainer(w: Workload, iters: int, run_dir: Path, spec: Spec | None = Non
     count = _ImageCount()
     hooks = [count, MetricsHook(run, spec.runtime.log_every), ProgressHook(Console(file=io.StringIO()), plain=True)]
     trainer = Trainer(wrap_for_training(model, spec, DistContext(), runtime), build_loss(spec.loss), optimizer,
-                      schedule, loader, runtime, epochs=0, hooks=hooks, iters_per_epoch=iters)
+                      schedule, loader, runtime, epochs=0, hooks=hooks, iters_per_epoch=iters,
+                      sync_every=spec.runtime.log_every)  # as run_experiment: read the loss back every log_every steps
 
     def chunk() -> int:
         before = count.images

@@ -150,7 +150,6 @@ def section_train(w: Workload, size: dict, device: torch.device, out: dict) -> N
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer, reid_chunk = reid_trainer(w, size["iters"], Path(tmp) / "run")
-        trainer.sync_every = w.spec.runtime.log_every  # as run_experiment wires it: read back every log_every steps
         variants = {"reid": synced(reid_chunk, device),
                     "plain": synced(dataloader_loop(w, size["iters"], device, size["workers"], amp=False), device),
                     "plain_amp": synced(dataloader_loop(w, size["iters"], device, size["workers"], amp=True), device)}
@@ -171,6 +170,7 @@ def section_profile(w: Workload, size: dict, device: torch.device, out: dict) ->
 
     A low share means the GPU waits on the host (Python, kernel launches); the profiler's own overhead lowers it a little.
     """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -181,10 +181,11 @@ def section_profile(w: Workload, size: dict, device: torch.device, out: dict) ->
             start = time.perf_counter()
             chunk()
             wall = time.perf_counter() - start
-    events = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)
-    busy = sum(e.self_device_time_total for e in events) / 1e6
+    kernels = sorted((e for e in prof.key_averages() if e.device_type == DeviceType.CUDA),  # kernels, not the ops
+                     key=lambda e: e.self_device_time_total, reverse=True)                   # that launch them
+    busy = sum(e.self_device_time_total for e in kernels) / 1e6
     out["profile"] = {"wall_s": wall, "device_busy_share": busy / wall,
-                      "top": [{"name": e.key[:60], "share": e.self_device_time_total / 1e6 / wall} for e in events[:5]]}
+                      "top": [{"name": e.key[:60], "share": e.self_device_time_total / 1e6 / wall} for e in kernels[:5]]}
 
 
 def section_input(w: Workload, size: dict, device: torch.device, out: dict) -> None:
