@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 15's calibration on one GPU: q8, q11 and the strong baseline at 20 epochs from scratch, three
 # seeds each, plus a grid of strong-baseline variants (eval distance × triplet mining × PK identities),
-# all through `reid sweep` (the same code a user runs), many runs at once on the one GPU.
+# all through `reid sweep` (the same code a user runs), 19 runs at once on the one GPU (about 3 minutes
+# on an H200).
 #
 # Run it from a session that has a device, carrying the wheels the image lacks (see gpu_check.sh):
 #     run(command="bash benchmarks/gpu_calibrate.sh", carry=[".whl"], timeout_s=...)
@@ -9,7 +10,8 @@
 # CAL_SETS adds --set overrides to every run (the CPU smoke test of this script uses tiny data).
 # Back in $OUT: calibration.tar.gz (every run's spec.toml, summary.json, metrics.jsonl and the
 # sweep tables, no checkpoints) and calibrate.log. Unpack it into runs/gpu and score it with
-#     python -m benchmarks.calibrate_synthetic --runs runs/gpu --no-train
+#     python -m benchmarks.calibrate_synthetic --runs runs/gpu --no-train --label gpu --sweep runs/gpu/strong-grid \
+#         --out BENCHMARKS.md
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c "import pydantic, fvcore, tomli_w, safetensors" 2>/dev/null; then
@@ -29,6 +31,7 @@ log="$out/calibrate.log"
     sweep() { python3 -m reid sweep "$@" > /dev/null 2>&1; echo "sweep $1 ended: rc $?"; }
     sweep specs/q8.toml --out "$0/q8" --seeds 3 -j 3 "${@:1}" &
     sweep specs/q11.toml --out "$0/q11" --seeds 3 -j 3 "${@:1}" &
+    sweep specs/strong-baseline.toml --out "$0/strong-baseline" --seeds 3 -j 3 "${@:1}" &
     sweep specs/strong-baseline.toml --out "$0/strong-grid" --seeds 3 -j 10 \
       --grid eval.distance=euclidean,cosine --grid loss.mining=hard,all --grid sampler.p=16,8 "${@:1}" &
     wait' "$runs" "${sets[@]}"

@@ -36,12 +36,14 @@ def test_a_past_check_is_rendered_into_benchmarks_between_its_markers(tmp_path):
     (tmp_path / "check.json").write_text(json.dumps(numbers))
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# Benchmarks\n\nbefore\n")
-    for _ in range(2):  # the second write replaces the first block
-        subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--from-json", str(tmp_path / "check.json"),
+    numbers["date"], numbers["conv"] = "2026-01-03", {"tflops": 321.0}
+    (tmp_path / "check2.json").write_text(json.dumps(numbers))
+    for files in (["check.json"], ["check.json", "check2.json"]):  # the second write replaces the first block
+        subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--from-json", *(str(tmp_path / f) for f in files),
                         "--out", str(md)], check=True, capture_output=True)
     text = md.read_text()
+    assert "on 2026-01-03 on NVIDIA Test" in text and "Across 2 checks: bf16 conv peak 321–321 TFLOP/s" in text
     assert text.startswith("# Benchmarks\n\nbefore\n") and text.count("<!-- gpu_check: begin") == 1
-    assert "on 2026-01-02 on NVIDIA Test, torch 2.x" in text
     assert "| cuda-marked tests | 5 passed, 0 failed, 0 skipped (9 s) | all pass | yes |" in text
     assert "| quickstart on cuda (2 epochs × 40 iterations) | exit 0, 12 s, Rank-1 0.020 | exit 0 | yes |" in text
     assert "| evaluation 3368 × 15913 × 512 (evaluate_features) | 0.145 s | < 0.3 s | yes |" in text
