@@ -186,3 +186,17 @@ def test_a_run_repeating_a_seed_is_left_out_of_the_group(tmp_path):
     assert groups["q8"].seeds == (0, 1, 2) and groups["q11"] is None and assigned["q11"] is None
     assert assigned["q8"].path == tmp_path / "q8" / "seed-0"  # the lowest seed is shown in detail
     assert again in [r.path for r in groups["q8"].runs]  # the first run given keeps its seed
+
+
+def test_a_comparison_run_repeated_with_seeds_is_summarised_too(tmp_path, monkeypatch):
+    q8 = fake_run(tmp_path / "q8", Q8_SPEC.format(seed=0), Q8_FINALS[0])
+    strong_spec = 'name = "strong"\nseed = {seed}\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
+    seed_dirs(tmp_path / "strong", strong_spec, Q11_FINALS)
+    single = fake_run(tmp_path / "single", 'name = "single"\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
+                      '[loss]\nlabel_smoothing = 0.1\n', Q8_FINALS[1])
+    again = fake_run(tmp_path / "strong-again", strong_spec.format(seed=1), Q8_FINALS[2])  # repeats seed 1: left out
+    readme = write_q8_q11([q8, tmp_path / "strong", single, again], tmp_path / "report", monkeypatch)["README.md"]
+    rank1 = statistics.fmean(f["rank1"] for f in Q11_FINALS), statistics.stdev(f["rank1"] for f in Q11_FINALS)
+    row = next(line for line in readme.splitlines() if line.startswith(f"| strong `{tmp_path / 'strong'}` |"))
+    assert f"{100 * rank1[0]:.2f} ± {100 * rank1[1]:.2f} %" in row and "0, 1, 2" in row
+    assert "## Repeated with different seeds" in readme and "| single `" not in readme and "| Q8 `" not in readme
