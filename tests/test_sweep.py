@@ -14,7 +14,7 @@ from reid.report.sweep_table import sort_rows, sweep_rows
 from reid.spec import load_spec_text
 from reid.sweep.grid import expand, parse_axis, parse_seeds
 from reid.sweep.plan import RunState, build_plan
-from reid.sweep.slurm import SlurmResources, run_slurm
+from reid.sweep.slurm import JOBS_FILE, SlurmResources, run_slurm, still_queued, submitted_jobs
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 SPEC = 'name = "tiny-sweep"\n' + TINY_DATA + FP32_DETERMINISTIC + """
@@ -96,5 +96,26 @@ def test_submitit_launcher_runs_a_tiny_run_in_its_debug_executor(spec, tmp_path)
     run = RunDir(tmp_path / "slurm" / "optim.lr=0.001" / "seed-3")
     assert run.is_finished() and load_spec_text(run.spec_text()).seed == 3
     assert (tmp_path / "slurm" / "submitit").is_dir()
+    assert list(submitted_jobs(plan)) == [str(run.path)]  # which job trained which run
     (again,) = run_slurm(plan, SlurmResources(gpus=0, cpus=2), cluster="debug")
     assert again.status == "skipped"
+
+
+class FakeSlurmJob:
+    """What submitit.SlurmJob(folder, job_id) gives back for a job submitted earlier: its sacct state."""
+
+    states = {"11": "RUNNING", "12": "PENDING", "13": "CANCELLED by 0", "14": "UNKNOWN", "15": "COMPLETED"}
+
+    def __init__(self, folder, job_id):
+        self.folder, self.job_id = folder, job_id
+        self.state = self.states[job_id]
+
+
+def test_a_relaunched_slurm_sweep_waits_for_jobs_still_queued_instead_of_submitting_copies(spec, tmp_path):
+    plan = build_plan(spec, tmp_path / "sw", expand([parse_axis("optim.lr=1e-3,2e-3,3e-3,4e-3,5e-3,6e-3")]), [0])
+    (plan.out / "submitit").mkdir(parents=True)
+    (plan.out / "submitit" / JOBS_FILE).write_text(json.dumps(
+        {str(run.path): job_id for run, job_id in zip(plan.runs, ["11", "12", "13", "14", "15"])}))
+    held = still_queued(plan, plan.runs, job_of=FakeSlurmJob)
+    assert set(held) == {plan.runs[0].path, plan.runs[1].path}  # running and pending; not cancelled, unknown,
+    assert held[plan.runs[0].path].folder == plan.out / "submitit" / "%j"  # completed, or never submitted

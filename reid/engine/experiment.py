@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -81,6 +82,15 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     console = console or Console()
     ctx = init_distributed(spec.runtime.device if spec is not None else "auto")
     run = RunDir(out)
+    with run.lock(create=not resume) if ctx.is_main else nullcontext():  # one process per run directory
+        return _train_into(run, spec, ctx, resume=resume, force=force, plain=plain, console=console,
+                           progress_of_decoding=progress_of_decoding)
+
+
+def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: bool, force: bool, plain: bool,
+                console: Console, progress_of_decoding: Progress) -> RunSummary | None:
+    """:func:`run_experiment` once the run directory is held: everything from creating or resuming it on."""
+    out = run.path
     if resume:
         if run.is_finished():
             raise ReidError("this run is already finished", where=str(out), fix="start a new run with another --out")

@@ -8,13 +8,17 @@ Layout::
       checkpoints/last.pt  latest state (model, optimiser, schedule, RNG, position)
       checkpoints/best.pt  model weights with the best Rank-1 so far
       summary.json       written at the end: final and best metrics, wall time, device, versions
+      .lock              held (flock) by the process training the run; says which process that is
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +30,7 @@ from reid.model.pretrained import RUN_CHECKPOINTS
 SPEC_FILE = "spec.toml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
 BEST_CKPT, LAST_CKPT = RUN_CHECKPOINTS
 
 
@@ -68,11 +73,54 @@ class RunDir:
         """True once ``summary.json`` exists."""
         return self.summary_path.is_file()
 
-    def create(self, spec_toml: str, force: bool = False) -> None:
-        """Make a fresh run directory; refuse to overwrite an existing run unless ``force``."""
+    def _refuse_a_file(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise ReidError("the run directory path is a file", where=str(self.path), fix="choose another --out")
-        if self.path.exists() and any(self.path.iterdir()):
+
+    @contextmanager
+    def lock(self, create: bool = True) -> Iterator[None]:
+        """Hold the run directory for this process: an exclusive ``flock`` on ``RUN/.lock``.
+
+        A second process that asks for it (the same run resumed twice, a sweep relaunched while its runs
+        still train, a Slurm job requeued beside its first copy) gets a :class:`ReidError` naming the holder
+        instead of writing the same files. The operating system frees the lock when its process ends, however
+        it ends (kill -9 included), so a crash leaves nothing to clean up. ``create``: make the directory if
+        it is missing (else a missing directory is not locked: there is nothing to protect).
+
+        Example:
+            >>> import tempfile
+            >>> run = RunDir(Path(tempfile.mkdtemp()) / "r")
+            >>> with run.lock():
+            ...     with run.lock():  # doctest: +ELLIPSIS
+            ...         pass
+            Traceback (most recent call last):
+            reid.errors.ReidError: ...r: this run directory is in use by pid ... on .... Fix: wait for that run to end, ...
+        """
+        import fcntl  # POSIX; reid runs on Linux and macOS
+
+        self._refuse_a_file()
+        if not create and not self.path.is_dir():
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                raise ReidError(f"this run directory is in use by {holder}", where=str(self.path),
+                                fix="wait for that run to end, or stop it; its lock goes with its process") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    def create(self, spec_toml: str, force: bool = False) -> None:
+        """Make a fresh run directory; refuse to overwrite an existing run unless ``force``."""
+        self._refuse_a_file()
+        if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             if self.is_finished() and not force:
                 raise ReidError("this run directory holds a finished run", where=str(self.path),
                                 fix="choose another --out, or add --force to overwrite it")

@@ -5,7 +5,9 @@ run directory already holds a started run, resumes it (``reid run --resume RUN``
 time-out submitit calls the job's ``checkpoint`` method (inherited from
 :class:`submitit.helpers.Checkpointable`: requeue the same callable) while Slurm sends the training
 process SIGTERM, on which ``reid run`` saves a resumable checkpoint; the requeued job then resumes
-the run from it. Submission folders and logs go to ``OUT/submitit/``.
+the run from it. Submission folders and logs go to ``OUT/submitit/``, and ``OUT/submitit/jobs.json``
+records which job trains which run: a sweep launched again while its jobs are still queued or running
+(its submitter was killed, the login node rebooted) waits for those jobs instead of submitting copies.
 
 Needs the ``sweep`` extra (``pip install 'reid[sweep]'``). Example::
 
@@ -15,6 +17,7 @@ Needs the ``sweep`` extra (``pip install 'reid[sweep]'``). Example::
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Callable
 
 import submitit
 
+from reid.engine.checkpoint import atomic_write_text
 from reid.engine.rundir import RunDir
 from reid.sweep.local import Outcome, skip_finished
 from reid.sweep.plan import Plan, PlannedRun
@@ -80,6 +84,31 @@ def job_for(plan: Plan, run: PlannedRun, resources: SlurmResources) -> RunJob:
     return RunJob(start, resume, str(run.path))
 
 
+JOBS_FILE = "jobs.json"
+#: Slurm job states (first word of sacct's) in which a job will still run or is running
+ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_FED",
+                           "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT"})
+
+
+def submitted_jobs(plan: Plan) -> dict[str, str]:
+    """``{run directory: Slurm job id}`` of every job this sweep has submitted (empty before the first)."""
+    path = plan.out / "submitit" / JOBS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def still_queued(plan: Plan, runs: list[PlannedRun],
+                 job_of: Callable[[Path, str], submitit.Job] = submitit.SlurmJob) -> dict[Path, submitit.Job]:
+    """The jobs of an earlier submission that Slurm still holds (pending, running, requeued…), by run directory.
+
+    A job whose state cannot be read (``UNKNOWN``: sacct unreachable, or the job long gone) does not count:
+    its run is submitted again, and if the old job does run after all, the run directory's lock
+    (:meth:`RunDir.lock`) stops the second copy before it writes anything.
+    """
+    known = submitted_jobs(plan)
+    jobs = {run.path: job_of(plan.out / "submitit" / "%j", known[str(run.path)]) for run in runs if str(run.path) in known}
+    return {path: job for path, job in jobs.items() if (job.state or "UNKNOWN").split()[0] in ACTIVE_STATES}
+
+
 def executor_for(plan: Plan, resources: SlurmResources, cluster: str = "slurm") -> submitit.AutoExecutor:
     """A submitit executor writing into ``OUT/submitit`` (``cluster="debug"`` runs jobs in this process)."""
     executor = submitit.AutoExecutor(folder=plan.out / "submitit" / "%j", cluster=cluster,
@@ -96,18 +125,28 @@ def executor_for(plan: Plan, resources: SlurmResources, cluster: str = "slurm") 
 
 def run_slurm(plan: Plan, resources: SlurmResources, cluster: str = "slurm",
               report: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
-    """Submit one job per unfinished run (as one job array), wait for them, return every run's outcome."""
+    """Submit one job per unfinished run (as one job array), wait for them, return every run's outcome.
+
+    On Slurm, runs whose job from an earlier launch of this sweep is still queued or running are not
+    submitted again: their jobs are waited for (:func:`still_queued`).
+    """
     outcomes, todo = skip_finished(plan, report)
-    if todo:
+    jobs = still_queued(plan, todo) if cluster == "slurm" else {}
+    fresh = [run for run in todo if run.path not in jobs]
+    if fresh:
         executor = executor_for(plan, resources, cluster)
         with executor.batch():
-            jobs = [executor.submit(job_for(plan, run, resources)) for run in todo]
-        for run, job in zip(todo, jobs):
-            try:
-                job.result()
-                outcomes[run.path] = Outcome(run, "done")
-            except Exception as e:  # noqa: BLE001  (a failed job is reported, the others still count)
-                outcomes[run.path] = Outcome(run, "failed", f"job {job.job_id}: {str(e).strip().splitlines()[-1]}; "
-                                                       f"log {Path(job.paths.stderr)}")
-            report(outcomes[run.path])
+            submitted = [executor.submit(job_for(plan, run, resources)) for run in fresh]
+        jobs |= {run.path: job for run, job in zip(fresh, submitted)}
+        atomic_write_text(plan.out / "submitit" / JOBS_FILE, json.dumps(
+            submitted_jobs(plan) | {str(run.path): job.job_id for run, job in zip(fresh, submitted)}, indent=1) + "\n")
+    for run in todo:
+        job = jobs[run.path]
+        try:
+            job.result()
+            outcomes[run.path] = Outcome(run, "done")
+        except Exception as e:  # noqa: BLE001  (a failed job is reported, the others still count)
+            outcomes[run.path] = Outcome(run, "failed", f"job {job.job_id}: {str(e).strip().splitlines()[-1]}; "
+                                                   f"log {Path(job.paths.stderr)}")
+        report(outcomes[run.path])
     return [outcomes[r.path] for r in plan.runs]
