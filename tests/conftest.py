@@ -13,17 +13,27 @@ def _reid_cache(tmp_path_factory):
 
 
 @pytest.fixture
-def run_cli(capsys):
-    """``run_cli(*args) -> (exit code, stdout + stderr)``: ``reid ARGS...`` run in-process (0 when it returns)."""
+def cli(capsys):
+    """``cli(*args) -> (exit code, stdout, stderr)``: ``reid ARGS...`` run in-process (0 when it returns)."""
     from reid.cli import main
 
-    def run(*args) -> tuple[int, str]:
+    def run(*args) -> tuple[int, str, str]:
         try:
-            main(list(args))
+            main([str(a) for a in args])
             code = 0
         except SystemExit as e:
             code = e.code
         out = capsys.readouterr()
-        return code, out.out + out.err
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture
+def run_cli(cli):
+    """``run_cli(*args) -> (exit code, stdout + stderr)``: :func:`cli` with both streams together."""
+    def run(*args) -> tuple[int, str]:
+        code, out, err = cli(*args)
+        return code, out + err
 
     return run

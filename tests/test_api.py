@@ -13,7 +13,6 @@ from PIL import Image
 
 import reid
 from reid.api import FeatureSet
-from reid.cli import main
 from reid.data import build_data
 from reid.engine.checkpoint import load_checkpoint, read_model_checkpoint
 from reid.engine.evaluation import extract_features
@@ -61,16 +60,6 @@ def data(run_dir):
     return build_data(load_spec_text(SPEC).data)
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_load_and_embed_equal_the_training_evaluation_bitwise(run_dir, data):
     spec = load_spec_text(SPEC)
     model = build_model(spec.model, spec.head, num_classes=data.num_classes, input_size=(3, 64, 64))
@@ -87,9 +76,9 @@ def test_load_and_embed_equal_the_training_evaluation_bitwise(run_dir, data):
     assert torch.equal(loaded.embed([first, as_array, as_tensor]), expected[[0, 0, 0]])
 
 
-def test_eval_reproduces_the_logged_metrics_exactly(run_dir, capsys):
+def test_eval_reproduces_the_logged_metrics_exactly(run_dir, cli):
     epochs = [r for r in RunDir(run_dir).read_metrics() if r["kind"] == "epoch"]
-    code, out, _ = _cli(capsys, "eval", run_dir, "--checkpoint", "last", "--format", "json", "-o", run_dir / "last.json")
+    code, out, _ = cli("eval", run_dir, "--checkpoint", "last", "--format", "json", "-o", run_dir / "last.json")
     assert code == 0
     result = json.loads(out)["result"]
     last = epochs[-1]
@@ -103,13 +92,13 @@ def test_eval_reproduces_the_logged_metrics_exactly(run_dir, capsys):
     assert json.loads((run_dir / "last.json").read_text())["epoch"] == last["epoch"]
 
 
-def test_cross_dataset_eval_on_a_folder_per_identity_dataset(run_dir, data, tmp_path, capsys):
+def test_cross_dataset_eval_on_a_folder_per_identity_dataset(run_dir, data, tmp_path, cli):
     root = tmp_path / "people"
     for path, pid, cam in zip(data.train.paths, data.train.pids.tolist(), data.train.camids.tolist()):
         folder = root / f"person{pid:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, folder / f"{Path(path).stem}_cam{cam}.png")
-    code, out, _ = _cli(capsys, "eval", run_dir, "--data", root, "--set", r"data.camera_regex=_cam(\d+)\.", "--format", "json",
+    code, out, _ = cli("eval", run_dir, "--data", root, "--set", r"data.camera_regex=_cam(\d+)\.", "--format", "json",
                         "-o", tmp_path / "cross.json")
     assert code == 0, out
     record = json.loads(out)
@@ -120,10 +109,10 @@ def test_cross_dataset_eval_on_a_folder_per_identity_dataset(run_dir, data, tmp_
     assert record["result"]["protocol"] == "market" and 0 < record["result"]["mAP"] <= 1
 
 
-def test_embed_writes_features_that_round_trip(run_dir, data, tmp_path, capsys):
+def test_embed_writes_features_that_round_trip(run_dir, data, tmp_path, cli):
     folder = Path(data.query.paths[0]).parent
     out_file = tmp_path / "feats.safetensors"
-    code, out, err = _cli(capsys, "embed", run_dir, folder, "-o", out_file, "--format", "json")
+    code, out, err = cli("embed", run_dir, folder, "-o", out_file, "--format", "json")
     assert code == 0, err
     assert json.loads(out)["images"] == len(list(folder.glob("*.jpg")))
     fs = FeatureSet.load(out_file, dim=512)
@@ -133,14 +122,14 @@ def test_embed_writes_features_that_round_trip(run_dir, data, tmp_path, capsys):
     assert fs.pids.tolist() == [pid for (pid,) in labels] and fs.labelled
 
 
-def test_search_writes_a_grid_of_the_requested_size(run_dir, data, tmp_path, capsys):
+def test_search_writes_a_grid_of_the_requested_size(run_dir, data, tmp_path, cli):
     from reid.cli.search import search_figure
 
     gallery = tmp_path / "gallery.safetensors"
-    assert _cli(capsys, "embed", run_dir, *data.gallery.paths, "-o", gallery)[0] == 0
+    assert cli("embed", run_dir, *data.gallery.paths, "-o", gallery)[0] == 0
     png = tmp_path / "ranks.png"
     queries = data.query.paths[:3]
-    code, out, _ = _cli(capsys, "search", run_dir, *[a for q in queries for a in ("--query", q)], "--gallery", gallery,
+    code, out, _ = cli("search", run_dir, *[a for q in queries for a in ("--query", q)], "--gallery", gallery,
                         "--top", 4, "-o", png, "--format", "json")
     assert code == 0
     results = json.loads(out)["results"]
@@ -187,7 +176,7 @@ def _corrupt_run(run_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["not a run", "corrupt checkpoint", "not an image", "empty folder", "other dimension",
                                   "missing query"])
-def test_bad_inputs_give_one_clear_error(case, run_dir, data, tmp_path, capsys):
+def test_bad_inputs_give_one_clear_error(case, run_dir, data, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     fake = tmp_path / "photo.jpg"
@@ -202,7 +191,7 @@ def test_bad_inputs_give_one_clear_error(case, run_dir, data, tmp_path, capsys):
         "other dimension": (["search", run_dir, "--query", data.query.paths[0], "--gallery", other_file], "dimension 7"),
         "missing query": (["search", run_dir, "--query", tmp_path / "nope.jpg", "--gallery", empty], "no such file"),
     }[case]
-    code, out, err = _cli(capsys, *args)
+    code, out, err = cli(*args)
     assert code == 2
     assert err.startswith("error:") and expected in err and "Traceback" not in err + out
     assert len(err.strip().splitlines()) == 1

@@ -7,7 +7,6 @@ from enum import Enum
 
 import typer
 
-from reid.cli import main
 from reid.cli.app import OutputFormat, app
 
 
@@ -30,16 +29,6 @@ def options(cmd) -> dict:
     return {p.name: p for p in cmd.params}
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_shared_options_have_one_spelling_everywhere():
     cmds = commands()
     for path, cmd in cmds.items():
@@ -60,50 +49,50 @@ def test_shared_options_have_one_spelling_everywhere():
         assert first.param_type_name == "argument" and "spec" in first.name, path
 
 
-def test_help_lists_the_choices_of_an_enum(capsys):
-    code, out, _ = run(capsys, "data", "baseline", "--help")
+def test_help_lists_the_choices_of_an_enum(cli):
+    code, out, _ = cli("data", "baseline", "--help")
     assert code == 0 and "text|json" in out and "--plain" in out and "-s" in out
 
 
-def test_version_option_and_command(capsys):
-    code, out, _ = run(capsys, "--version")
+def test_version_option_and_command(cli):
+    code, out, _ = cli("--version")
     assert code == 0 and out.startswith("reid ") and "torch" in out
-    assert run(capsys, "version")[1] == out
+    assert cli("version")[1] == out
 
 
-def test_data_info_and_baseline_print_json(tmp_path, capsys, monkeypatch):
+def test_data_info_and_baseline_print_json(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("REID_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "synth"
-    assert run(capsys, "data", "synth", "-o", str(root), "--identities", "8", "--images", "4", "--size", "32x32",
+    assert cli("data", "synth", "-o", str(root), "--identities", "8", "--images", "4", "--size", "32x32",
                "--train-ids", "5")[0] == 0
-    code, out, _ = run(capsys, "data", "info", str(root), "--format", "json")
+    code, out, _ = cli("data", "info", str(root), "--format", "json")
     info = json.loads(out)
     assert code == 0 and info["num_classes"] == 5 and info["validation_identities"] == 3 and info["protocol"] == "market"
-    code, out, _ = run(capsys, "data", "baseline", str(root), "-s", "data.height=32", "-s", "data.width=32", "--format", "json")
+    code, out, _ = cli("data", "baseline", str(root), "-s", "data.height=32", "-s", "data.width=32", "--format", "json")
     result = json.loads(out)
     assert code == 0 and result["queries"] == info["query"]["images"] and 0 <= result["mAP"] <= 1
     assert {"rank1", "rank5", "rank10", "protocol"} <= set(result)
 
 
-def test_data_info_on_a_folder_with_an_explicit_format_and_one_line_errors(tmp_path, capsys):
+def test_data_info_on_a_folder_with_an_explicit_format_and_one_line_errors(tmp_path, cli):
     from PIL import Image
 
     for pid in range(5):
         for j in range(2):
             (tmp_path / "f" / f"p{pid}").mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 16), (pid * 40, 0, 0)).save(tmp_path / "f" / f"p{pid}" / f"{j}.jpg")
-    code, out, _ = run(capsys, "data", "info", str(tmp_path / "f"), "--dataset", "folder", "--format", "json")
+    code, out, _ = cli("data", "info", str(tmp_path / "f"), "--dataset", "folder", "--format", "json")
     assert code == 0 and json.loads(out)["num_classes"] == 4  # 0.8 of 5 identities, no split settings
-    code, _, err = run(capsys, "data", "info", str(tmp_path / "f"), "--dataset", "csv_of_mine")
+    code, _, err = cli("data", "info", str(tmp_path / "f"), "--dataset", "csv_of_mine")
     assert code == 2 and err.startswith("error:") and "registered datasets are" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "data", "info", str(tmp_path / "f"), "--format", "xml")
+    code, _, err = cli("data", "info", str(tmp_path / "f"), "--format", "xml")
     assert code == 2 and "xml" in err and "text" in err and "json" in err
 
 
-def test_inspect_takes_the_spec_as_its_positional(tmp_path, capsys):
+def test_inspect_takes_the_spec_as_its_positional(tmp_path, cli):
     spec = tmp_path / "s.toml"
     spec.write_text('name = "t"\n[data]\nidentities = 20\nheight = 64\nwidth = 32\n[model]\nlast_stride = 2\n')
-    code, out, _ = run(capsys, "inspect", str(spec), "--format", "json")
+    code, out, _ = cli("inspect", str(spec), "--format", "json")
     config = json.loads(out)["config"]
     assert code == 0 and config["input_size"] == [3, 64, 32] and config["model"]["last_stride"] == 2
     assert config["num_classes"] == 16  # 0.8 of the 20 synthetic identities

@@ -6,21 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from reid.cli import main
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(["inspect", *args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_params_matches_the_documented_table(capsys):
-    code, out, _ = run(capsys, "--params")
+def test_params_matches_the_documented_table(cli):
+    code, out, _ = cli("inspect", "--params")
     assert code == 0
     assert "AvgPool2d-72" in out and "[-1, 512, 1, 1]" in out
     assert "Total params: 11,176,512" in out and "Trainable params: 11,176,512" in out
@@ -29,14 +18,14 @@ def test_params_matches_the_documented_table(capsys):
     assert "✗" not in out
 
 
-def test_flops_adds_the_per_stage_breakdown(capsys):
-    code, out, _ = run(capsys, "--params", "--flops")
+def test_flops_adds_the_per_stage_breakdown(cli):
+    code, out, _ = cli("inspect", "--params", "--flops")
     assert code == 0
     assert "multiply-add" in out and "layer4" in out and "pooling" in out
 
 
-def test_other_configuration_is_not_compared(capsys):
-    code, out, _ = run(capsys, "--params", "--input", "3x256x128", "--arch", "resnet34", "--last-stride", "2")
+def test_other_configuration_is_not_compared(cli):
+    code, out, _ = cli("inspect", "--params", "--input", "3x256x128", "--arch", "resnet34", "--last-stride", "2")
     assert code == 0
     assert "not compared" in out and "AvgPool2d-136" in out and "8x4" in out
 
@@ -45,14 +34,14 @@ def test_other_configuration_is_not_compared(capsys):
     "args, first_row",
     [(["--last-stride", "2"], "row 55 (Conv2d-55)"), (["--layers", "2,2,2,1"], "row 64 (Conv2d-64)")],
 )
-def test_altered_model_with_check_fails_naming_the_first_row(capsys, args, first_row):
-    code, out, err = run(capsys, "--params", "--check", *args)
+def test_altered_model_with_check_fails_naming_the_first_row(cli, args, first_row):
+    code, out, err = cli("inspect", "--params", "--check", *args)
     assert code == 1
     assert first_row in err and "✗" in out
 
 
-def test_json_output(capsys):
-    code, out, _ = run(capsys, "--flops", "--params", "--format", "json", "--head", "bnneck", "--num-classes", "10")
+def test_json_output(cli):
+    code, out, _ = cli("inspect", "--flops", "--params", "--format", "json", "--head", "bnneck", "--num-classes", "10")
     assert code == 0
     data = json.loads(out)
     assert len(data["rows"]) == 74 and data["rows"][71]["layer"] == "AvgPool2d-72"
@@ -65,27 +54,27 @@ def test_json_output(capsys):
     assert data["config"]["head"]["type"] == "bnneck"
 
 
-def test_json_mismatch_exit_code(capsys):
-    code, out, _ = run(capsys, "--format", "json", "--check", "--last-stride", "2")
+def test_json_mismatch_exit_code(cli):
+    code, out, _ = cli("inspect", "--format", "json", "--check", "--last-stride", "2")
     assert code == 1 and json.loads(out)["check"]["mismatches"][0]["row"] == 55
 
 
-def test_spec_supplies_model_head_and_input(tmp_path, capsys):
+def test_spec_supplies_model_head_and_input(tmp_path, cli):
     spec = tmp_path / "s.toml"
     spec.write_text('name = "t"\n[data]\nheight = 256\nwidth = 128\ntrain_ids = 20\n[model]\nlast_stride = 2\n')
-    code, out, _ = run(capsys, "--spec", str(spec), "--format", "json")
+    code, out, _ = cli("inspect", "--spec", str(spec), "--format", "json")
     data = json.loads(out)
     assert code == 0 and not data["check"]["compared"]
     assert data["config"]["input_size"] == [3, 256, 128] and data["config"]["num_classes"] == 20
     assert data["rows"][-1]["layer"] == "Linear-74" and data["rows"][-1]["output_shape"] == [-1, 20]
-    code, out, _ = run(capsys, "--spec", str(spec), "--last-stride", "1", "--input", "3x128x128", "--format", "json")
+    code, out, _ = cli("inspect", "--spec", str(spec), "--last-stride", "1", "--input", "3x128x128", "--format", "json")
     assert code == 0 and json.loads(out)["check"]["compared"]
 
 
-def test_pretrained_report(tmp_path, capsys):
+def test_pretrained_report(tmp_path, cli):
     path = tmp_path / "w.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    code, out, _ = run(capsys, "--pretrained", str(path), "--format", "json")
+    code, out, _ = cli("inspect", "--pretrained", str(path), "--format", "json")
     assert code == 0 and json.loads(out)["pretrained"]["discarded"] == ["fc.weight", "fc.bias"]
 
 
@@ -103,16 +92,16 @@ def test_pretrained_report(tmp_path, capsys):
         (["--pretrained", "/no/such/file.pth"], "not found"),
     ],
 )
-def test_bad_options_give_one_error_line(capsys, args, mentions):
-    code, out, err = run(capsys, *args)
+def test_bad_options_give_one_error_line(cli, args, mentions):
+    code, out, err = cli("inspect", *args)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and mentions in lines[0]
     assert "Traceback" not in out + err
 
 
-def test_resnet50_table_totals_and_flops_at_any_input(capsys):
-    code, out, _ = run(capsys, "--params", "--flops", "--arch", "resnet50", "--input", "3x256x128", "--format", "json")
+def test_resnet50_table_totals_and_flops_at_any_input(cli):
+    code, out, _ = cli("inspect", "--params", "--flops", "--arch", "resnet50", "--input", "3x256x128", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["totals"]["backbone"] == 23_508_032  # torchvision's 25,557,032 minus fc (2,049,000)
     assert data["rows"][-1]["layer"] == "AvgPool2d-185" and data["rows"][-1]["output_shape"] == [-1, 2048, 1, 1]
@@ -122,20 +111,20 @@ def test_resnet50_table_totals_and_flops_at_any_input(capsys):
     assert data["flops"]["total"] == sum(data["flops"]["by_stage"].values()) > 4e9  # ~4.1 G at 224², more at 256×128 s1
 
 
-def test_resnet50_text_output(capsys):
-    code, out, _ = run(capsys, "--params", "--arch", "resnet50", "--input", "3x64x64")
+def test_resnet50_text_output(cli):
+    code, out, _ = cli("inspect", "--params", "--arch", "resnet50", "--input", "3x64x64")
     assert code == 0 and "Total params: 23,508,032" in out and "Bottleneck-184" in out and "not compared" in out
 
 
-def test_timm_arch_shows_its_table_and_flops(capsys):
-    code, out, _ = run(capsys, "--arch", "timm:resnet10t", "--input", "3x64x64", "--flops", "--params", "--format", "json")
+def test_timm_arch_shows_its_table_and_flops(cli):
+    code, out, _ = cli("inspect", "--arch", "timm:resnet10t", "--input", "3x64x64", "--flops", "--params", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["first_block"] is None and data["pooling"]["feature_size"] == [4, 4]
     assert data["rows"][-1]["output_shape"] == [-1, 512, 1, 1] and list(data["flops"]["by_stage"]) == ["body", "pooling", "head"]
     assert data["check"]["differences"][0] == "arch timm:resnet10t (documented: resnet18)"
 
 
-def test_unknown_arch_is_one_line_listing_the_choices(capsys):
-    code, out, err = run(capsys, "--arch", "resnet99")
+def test_unknown_arch_is_one_line_listing_the_choices(cli):
+    code, out, err = cli("inspect", "--arch", "resnet99")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "--arch" in err and "resnet152" in err and "timm:<name>" in err
