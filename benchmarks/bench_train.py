@@ -168,12 +168,14 @@ def run(w: Workload, iters: int = 10, repeats: int = 3, profile_iters: int = 2) 
 
 
 def run_compile(w: Workload, iters: int = 10, repeats: int = 3,
-                wrap: Callable[[Callable[[], int]], Callable[[], int]] = lambda chunk: chunk) -> dict:
+                wrap: Callable[[Callable[[], int]], Callable[[], int]] = lambda chunk: chunk, mode: str = "default") -> dict:
     """reid's engine with and without ``runtime.compile`` (torch.compile), in turns; compile time reported apart.
 
-    ``wrap`` is applied to each timed chunk (on a GPU: one that synchronises the device at its end).
+    ``wrap`` is applied to each timed chunk (on a GPU: one that synchronises the device at its end); ``mode`` is
+    ``runtime.compile_mode``.
     """
-    compiled_spec = w.spec.model_copy(update={"runtime": w.spec.runtime.model_copy(update={"compile": True})})
+    compiled_spec = w.spec.model_copy(update={"runtime": w.spec.runtime.model_copy(
+        update={"compile": True, "compile_mode": mode})})
     with tempfile.TemporaryDirectory() as tmp:
         eager = wrap(reid_trainer(w, iters, Path(tmp) / "eager")[1])
         compiled = wrap(reid_trainer(w, iters, Path(tmp) / "compiled", spec=compiled_spec)[1])

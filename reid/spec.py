@@ -246,6 +246,8 @@ class RuntimeSpec(_Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 where supported")
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = Field(False, description="torch.compile the model")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode; reduce-overhead replays CUDA graphs (fewer kernel launches on a GPU)")
     deterministic: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: all cores)")
     log_every: int = Field(10, ge=1, description="iterations between logged training losses")

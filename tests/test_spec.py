@@ -52,6 +52,7 @@ def test_defaults_are_the_assignment_setting_with_a_fractional_split():
     ("[data]\ndataset = \"market1501\"", "data.root is required"),
     ("name = 3", "key 'name' = 3"),
     ("[data\n", "not valid TOML"),
+    ('[runtime]\ncompile_mode = "fast"', "runtime.compile_mode"),
 ])
 def test_bad_specs_name_the_key(text, needle):
     with pytest.raises(ReidError) as e:

@@ -205,7 +205,7 @@ def wrap_for_training(model: torch.nn.Module, spec: Spec, ctx: DistContext, runt
             train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
-    return torch.compile(train_model) if spec.runtime.compile else train_model
+    return torch.compile(train_model, mode=spec.runtime.compile_mode) if spec.runtime.compile else train_model
 
 
 def summarise(run: RunDir, spec: Spec, device: dict, dataset: DatasetInfo, model: torch.nn.Module, protocol: str,
