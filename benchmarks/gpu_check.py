@@ -302,6 +302,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             c = r[key]
             out.append((f"training img/s, reid with {label} (torch.compile)",
                         f"{c['compiled']:.0f} (×{c['compiled'] / c['eager']:.2f} eager; first chunk {c['first_chunk_s']:.0f} s)", "", ""))
+            if "train" in r:
+                ratio = c["compiled"] / r["train"]["plain"]
+                out.append((f"reid with {label} over plain fp32", f"×{ratio:.2f}", f"≥ {TARGETS['over_plain']}×",
+                            mark(ratio >= TARGETS["over_plain"])))
     if r.get("profile", {}).get("device_busy_share"):  # no device time on the CPU
         p = r["profile"]
         top = ", ".join(f"{k['name']} {k['share']:.0%}" for k in p["top"][:3])
