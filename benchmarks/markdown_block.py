@@ -1,7 +1,14 @@
-"""Generated blocks in BENCHMARKS.md: each benchmark owns the text between its two markers."""
+"""Generated blocks in BENCHMARKS.md: each benchmark owns the text between its two markers.
+
+As a command, it copies a table that a reid command wrote (e.g. a sweep's ``sweep.md``) into its own block,
+so the numbers in BENCHMARKS.md stay the ones the command computed::
+
+    python -m benchmarks.markdown_block precision runs/sweep-quickstart-precision/sweep.md --out BENCHMARKS.md
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -16,3 +23,40 @@ def write_block(path: str | Path, block: str, begin: str, end: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text, encoding="utf-8")
+
+
+def copied_block(name: str, source: Path) -> tuple[str, str, str]:
+    """(block, begin, end): ``source``'s Markdown without its ``#`` title, between markers named ``name``.
+
+    Example:
+        >>> import tempfile
+        >>> md = Path(tempfile.mkdtemp()) / "sweep.md"
+        >>> _ = md.write_text("# Sweep of `x.toml`\\n\\n| a |\\n| --: |\\n| 1 |\\n")
+        >>> print(copied_block("demo", md)[0])  # doctest: +ELLIPSIS
+        <!-- demo: begin (copied from ...sweep.md by benchmarks/markdown_block.py; edit outside the markers) -->
+        | a |
+        | --: |
+        | 1 |
+        <!-- demo: end -->
+        <BLANKLINE>
+    """
+    text = source.read_text(encoding="utf-8").strip()
+    if text.startswith("# "):
+        text = text.partition("\n")[2].strip()
+    begin = f"<!-- {name}: begin (copied from {source} by benchmarks/markdown_block.py; edit outside the markers) -->"
+    end = f"<!-- {name}: end -->"
+    return f"{begin}\n{text}\n{end}\n", begin.split(" (")[0], end
+
+
+def main() -> None:
+    """Command-line entry: copy SOURCE into the block NAME of --out."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the block's name (its markers: <!-- NAME: begin … --> … <!-- NAME: end -->)")
+    parser.add_argument("source", type=Path, help="a Markdown file a reid command wrote (e.g. OUT/sweep.md)")
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="the file that holds the block")
+    args = parser.parse_args()
+    write_block(args.out, *copied_block(args.name, args.source))
+
+
+if __name__ == "__main__":
+    main()
