@@ -129,7 +129,8 @@ def q10(ctx: ReportContext) -> Section:
     if (ids, set(counts)) != (a, {n}):
         lines.append(f"For the assignment's split ({a} identities × {n} images): {a} × ({n}·{n - 1}) × ({a - 1}·{n}) = "
                      f"{count(triplet_count([n] * a))}.")
-    lines.append("Only a tiny share of them can be seen in training, which is why triplet training mines informative "
-                 "ones inside each P×K batch (batch-hard: the farthest positive and nearest negative per anchor).")
+    lines.append("Only a tiny share of them can be seen in training, which is why triplet training draws them inside "
+                 "each P×K batch: every valid triplet of the batch (batch-all, `loss.mining = \"all\"`, what "
+                 "`specs/q11.toml` uses) or only the farthest positive and nearest negative per anchor (batch-hard).")
     runs = [str(facts.run.path)] if facts.run is not None else []
     return Section(10, "Number of triplets", "the number of possible training triplets, from per-identity counts", "\n\n".join(lines), runs)
