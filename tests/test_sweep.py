@@ -102,13 +102,18 @@ def test_submitit_launcher_runs_a_tiny_run_in_its_debug_executor(spec, tmp_path)
 
 
 class FakeSlurmJob:
-    """What submitit.SlurmJob(folder, job_id) gives back for a job submitted earlier: its sacct state."""
+    """What submitit.SlurmJob(folder, job_id) gives back for a job submitted earlier: its sacct state; waiting
+    for its result trains nothing (the test marks the run finished, as the real job would)."""
 
     states = {"11": "RUNNING", "12": "PENDING", "13": "CANCELLED by 0", "14": "UNKNOWN", "15": "COMPLETED"}
+    waited: list[str] = []
 
     def __init__(self, folder, job_id):
         self.folder, self.job_id = folder, job_id
         self.state = self.states[job_id]
+
+    def result(self):
+        FakeSlurmJob.waited.append(self.job_id)
 
 
 def test_a_relaunched_slurm_sweep_waits_for_jobs_still_queued_instead_of_submitting_copies(spec, tmp_path):
@@ -119,3 +124,14 @@ def test_a_relaunched_slurm_sweep_waits_for_jobs_still_queued_instead_of_submitt
     held = still_queued(plan, plan.runs, job_of=FakeSlurmJob)
     assert set(held) == {plan.runs[0].path, plan.runs[1].path}  # running and pending; not cancelled, unknown,
     assert held[plan.runs[0].path].folder == plan.out / "submitit" / "%j"  # completed, or never submitted
+
+
+def test_a_relaunch_whose_jobs_all_still_run_submits_nothing_and_waits_for_them(spec, tmp_path, monkeypatch):
+    plan = build_plan(spec, tmp_path / "sw", expand([parse_axis("optim.lr=1e-3,2e-3")]), [0])
+    (plan.out / "submitit").mkdir(parents=True)
+    (plan.out / "submitit" / JOBS_FILE).write_text(json.dumps({str(plan.runs[0].path): "11", str(plan.runs[1].path): "12"}))
+    monkeypatch.setattr("submitit.SlurmJob", FakeSlurmJob)
+    monkeypatch.setattr("reid.sweep.slurm.executor_for", lambda *a, **k: pytest.fail("a running job was submitted again"))
+    FakeSlurmJob.waited = []
+    outcomes = run_slurm(plan, SlurmResources(gpus=0, cpus=2), cluster="slurm")
+    assert [o.status for o in outcomes] == ["done", "done"] and FakeSlurmJob.waited == ["11", "12"]

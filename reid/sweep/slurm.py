@@ -97,14 +97,14 @@ def submitted_jobs(plan: Plan) -> dict[str, str]:
 
 
 def still_queued(plan: Plan, runs: list[PlannedRun],
-                 job_of: Callable[[Path, str], submitit.Job] = submitit.SlurmJob) -> dict[Path, submitit.Job]:
+                 job_of: Callable[[Path, str], submitit.Job] | None = None) -> dict[Path, submitit.Job]:
     """The jobs of an earlier submission that Slurm still holds (pending, running, requeued…), by run directory.
 
     A job whose state cannot be read (``UNKNOWN``: sacct unreachable, or the job long gone) does not count:
     its run is submitted again, and if the old job does run after all, the run directory's lock
     (:meth:`RunDir.lock`) stops the second copy before it writes anything.
     """
-    known = submitted_jobs(plan)
+    known, job_of = submitted_jobs(plan), job_of or submitit.SlurmJob
     jobs = {run.path: job_of(plan.out / "submitit" / "%j", known[str(run.path)]) for run in runs if str(run.path) in known}
     return {path: job for path, job in jobs.items() if (job.state or "UNKNOWN").split()[0] in ACTIVE_STATES}
 
