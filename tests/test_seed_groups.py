@@ -72,6 +72,8 @@ def test_name_is_ignored_and_duplicate_seeds_are_refused(tmp_path):
     c = fake_run(tmp_path / "c", 'name = "c"\nseed = 3', FINALS[2])
     with pytest.raises(ReidError, match="same seed 3"):
         group_runs([a, c])
+    (kept,) = group_runs([c, b, a], skip_repeated_seeds=True)  # a report comparing a run with its rerun
+    assert [r.path for r in kept.runs] == [c, b] and kept.metric("rank1").values == (FINALS[2]["rank1"], FINALS[1]["rank1"])
 
 
 def test_unfinished_runs_are_not_found_and_are_refused(tmp_path):

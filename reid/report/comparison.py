@@ -66,7 +66,7 @@ def comparison_page(runs: list[Run], figures: Figures, pages: dict[Path, str]) -
         parts.append(figures.add(comparison_figure([(f"{r.name} ({r.path})", r.evaluated) for r in evaluated],
                                                    ["rank1", "mAP"], "validation Rank-1 and mAP per epoch"),
                                  "comparison_curves", "Rank-1 and mAP per epoch, all runs"))
-    groups = [g for g in group_runs([r.path for r in runs]) if len(g.runs) > 1]
+    groups = [g for g in group_runs([r.path for r in runs], skip_repeated_seeds=True) if len(g.runs) > 1]
     if groups:
         parts += ["## Repeated with different seeds",
                   "Runs whose specs differ only in `seed`: mean ± sample standard deviation (n − 1) of the final "

@@ -187,8 +187,11 @@ def group_label(paths: Sequence[Path]) -> str:
     return os.path.commonpath([str(p) for p in paths]) if len(set(paths)) > 1 else str(paths[0])
 
 
-def group_runs(paths: Iterable[Path | str]) -> list[SeedGroup]:
+def group_runs(paths: Iterable[Path | str], skip_repeated_seeds: bool = False) -> list[SeedGroup]:
     """Group finished run directories by :func:`group_key`; groups in order of first appearance.
+
+    ``skip_repeated_seeds``: a run whose seed its group already has is left out (the first given stays),
+    as when a report compares a run with a copy or a rerun of itself; otherwise that is an error.
 
     Raises:
         ReidError: a path is not a finished run directory, or two runs of a group share a seed.
@@ -197,7 +200,9 @@ def group_runs(paths: Iterable[Path | str]) -> list[SeedGroup]:
     for path in paths:
         run = RunDir(path)
         spec = load_spec_text(run.spec_text(), source=str(run.path / SPEC_FILE))
-        buckets.setdefault(group_key(spec), []).append((run.path, spec))
+        bucket = buckets.setdefault(group_key(spec), [])
+        if not (skip_repeated_seeds and any(s.seed == spec.seed for _, s in bucket)):
+            bucket.append((run.path, spec))
     return [_group(members) for members in buckets.values()]
 
 

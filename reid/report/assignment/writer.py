@@ -22,7 +22,7 @@ from reid.report.markdown import count, pct, seconds, table
 from reid.report.pages import FIGURES_DIR, Figures
 from reid.report.run_parts import scores
 from reid.report.runs import Run
-from reid.report.seed_groups import group_key, group_runs
+from reid.report.seed_groups import group_runs
 
 #: the question builders, in order
 QUESTIONS: list[Callable[[ReportContext], Section]] = [
@@ -134,11 +134,9 @@ def readme(ctx: ReportContext, sections: list[Section], command: str, by_name: b
         if run is None:
             parts.append(missing_run_line(question))
     repeated = {f"{q.upper()} `{g.label}`": g for q in ctx.assigned if (g := ctx.repeats(q)) is not None}
-    others: dict[tuple[str, int], Path] = {}  # comparison-only runs; a run repeating a seed is left out, as for Q8/Q11
-    for run in ctx.runs:
-        if role_of(run, by_name) is None:
-            others.setdefault((group_key(run.spec), run.spec.seed), run.path)
-    repeated |= {f"{g.spec.name} `{g.label}`": g for g in group_runs(others.values()) if len(g.runs) > 1}
+    others = [run.path for run in ctx.runs if role_of(run, by_name) is None]  # comparison-only runs
+    repeated |= {f"{g.spec.name} `{g.label}`": g
+                 for g in group_runs(others, skip_repeated_seeds=True) if len(g.runs) > 1}
     if repeated:
         parts += ["## Repeated with different seeds",
                   "Final metrics of the runs repeated with different seeds (specs differing only in `seed`): mean ± "
