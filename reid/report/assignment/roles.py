@@ -55,12 +55,11 @@ def assign_groups(runs: list[Run], by_name: bool = False) -> tuple[dict[str, Run
         if first is None:
             assigned[question] = groups[question] = None
             continue
-        members: dict[int, Run] = {}
-        for run in runs:
-            if role_of(run, by_name) == question and group_key(run.spec) == group_key(first.spec):
-                members.setdefault(run.spec.seed, run)  # ``first`` comes first, so it keeps its seed
-        (groups[question],) = group_runs([r.path for r in members.values()])
-        assigned[question] = members[groups[question].seeds[0]]
+        members = [run for run in runs if role_of(run, by_name) == question and group_key(run.spec) == group_key(first.spec)]
+        # ``first`` comes first, so it keeps its seed; a later run repeating a seed is left out
+        (groups[question],) = group_runs([r.path for r in members], skip_repeated_seeds=True)
+        lowest = groups[question].runs[0].path
+        assigned[question] = next(r for r in members if r.path == lowest)
     return assigned, groups
 
 
