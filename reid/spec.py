@@ -79,6 +79,10 @@ class DataSpec(_Section):
     height: int = Field(128, ge=16, le=1024)
     width: int = Field(128, ge=16, le=1024)
     cache: Literal["auto", "memory", "stream"] = Field("auto", description="decode once into RAM, or stream from disk")
+    cache_key: Literal["stat", "content"] = Field(
+        "stat", description="how the decoded-image cache knows a file is unchanged. stat: path, size, mtime, inode, "
+        "device and ctime (a rewrite that restores the mtime, as cp -p / rsync -a / tar x do, still counts as a "
+        "change); content: a SHA-256 of every file's bytes, read on every build (survives copying the dataset)")
     workers: int = Field(0, ge=0, le=64, description="DataLoader workers when streaming")
     limit_ids: int | None = Field(None, ge=2, description="use only the first N training identities (quick tests)")
 

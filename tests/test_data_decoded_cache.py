@@ -148,3 +148,53 @@ def test_a_killed_writer_leaves_no_file_that_is_read(samples, cache_dir, tmp_pat
     direct = np.stack([decode_image(x.path, 16, 8)[0].transpose(2, 0, 1) for x in samples])
     assert torch.equal(s.images, torch.from_numpy(direct))
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # the dead writer's file is gone
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, how: str) -> None:
+    """Give ``path`` new pixels of the same byte size and put its mtime back, as ``cp -p`` / ``rsync -a`` / ``tar x`` do.
+
+    ``inplace`` rewrites the same inode (``cp -p`` onto an existing file); ``rename`` writes a new file and
+    renames it over the old one (``rsync -a``).
+    """
+    st = path.stat()
+    tmp = path.with_name("new-" + path.name)
+    Image.new("L", (12, 24), 250).save(tmp)  # an 8-bit PNG of the same size and length as the grey fixture
+    assert tmp.stat().st_size == st.st_size
+    if how == "inplace":
+        path.write_bytes(tmp.read_bytes())
+        tmp.unlink()
+    else:
+        os.replace(tmp, path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize("mode", ["stat", "content"])
+@pytest.mark.parametrize("how", ["inplace", "rename"])
+def test_a_rewrite_that_restores_size_and_mtime_serves_the_new_pixels(samples, cache_dir, how, mode):
+    first = ImageSet(samples, height=16, width=8, cache_dir=cache_dir, cache_key=mode)
+    assert int(first.images[6].float().mean()) == 90
+    _rewrite_keeping_size_and_mtime(Path(samples[6].path), how)
+    again = ImageSet(samples, height=16, width=8, cache_dir=cache_dir, cache_key=mode)
+    assert again.cache_path != first.cache_path
+    assert int(again.images[6].float().mean()) == 250 and torch.equal(again.images[:6], first.images[:6])
+
+
+def test_content_keys_survive_a_copy_with_new_inodes(samples, cache_dir, monkeypatch, tmp_path):
+    first = ImageSet(samples, height=16, width=8, cache_dir=cache_dir, cache_key="content")
+    for s in samples:  # the same bytes, written again: new inode, ctime and mtime, same path
+        data = Path(s.path).read_bytes()
+        Path(s.path).unlink()
+        Path(s.path).write_bytes(data)
+    forbid_decoding(monkeypatch)
+    again = ImageSet(samples, height=16, width=8, cache_dir=cache_dir, cache_key="content")
+    assert again.cache_path == first.cache_path and torch.equal(again.images, first.images)
+
+
+def test_the_spec_chooses_the_key_mode():
+    from reid.spec import load_spec_text
+
+    assert load_spec_text('name = "x"\n[data]\ncache_key = "content"', source="x.toml").data.cache_key == "content"
+    with pytest.raises(ReidError, match="cache_key"):
+        load_spec_text('name = "x"\n[data]\ncache_key = "mtime"', source="x.toml")

@@ -136,7 +136,7 @@ def build_data(spec: DataSpec, cache_dir: str | Path | None = None, progress: Pr
     splits = prepare_splits(spec, cache_dir)
     labels, mapping = relabel(splits.train)
     args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir,
-                progress=progress)
+                progress=progress, cache_key=spec.cache_key)
     train = ImageSet(splits.train, pids=labels, **args)
     query = ImageSet(splits.query, **args)
     gallery = query if splits.same_set else ImageSet(splits.gallery, **args)
@@ -177,7 +177,7 @@ def build_eval_data(spec: DataSpec, whole_dataset: bool = False, cache_dir: str 
         ReidError: missing or malformed dataset, bad images, nothing to evaluate.
     """
     args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir,
-                progress=progress)
+                progress=progress, cache_key=spec.cache_key)
     if whole_dataset and spec.dataset == "folder":
         from reid.data.formats import query_gallery_split, require_root, scan_folder_identities
 

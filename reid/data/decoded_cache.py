@@ -2,9 +2,15 @@
 
 Decoding JPEGs is the slow part of loading a dataset; its result depends only on the
 files, the decoded height × width and the decoding rules. :func:`cache_key` hashes
-exactly those (each file's path, size and modification time, H, W and
-:data:`DECODE_RULES_VERSION`), so a second build of the same split finds the file and
-reads it in seconds, while touching, replacing or resizing any image makes a new key.
+exactly those (H, W, :data:`DECODE_RULES_VERSION` and, per file, its path with either its
+``stat`` identity — size, modification time, inode, device and change time — or, with
+``mode="content"``, a SHA-256 of its bytes), so a second build of the same split finds the
+file and reads it in seconds, while touching, replacing or resizing any image makes a new
+key. The change time matters: ``cp -p``, ``rsync -a`` and ``tar x`` restore the
+modification time of a rewritten file, and a rewrite of the same size would otherwise
+serve the old pixels; the kernel sets the change time on every write and ``utime`` and no
+tool can set it back. ``"content"`` reads every file on every build (seconds per GB) and
+keeps a cache valid across copies of a dataset (another device, new inodes).
 
 File layout (``<root>/decoded/<key>.u8``): a :data:`HEADER_BYTES` header (magic, then
 JSON with the key, shape and how many images were converted to 8-bit RGB) followed by
@@ -50,16 +56,43 @@ HEADER_BYTES = 4096
 MAGIC = b"REIDU8\x00\x01"
 
 
-def cache_key(paths: Sequence[str | Path], height: int, width: int) -> str:
-    """A hex digest of the decoded size, the decoding rules and each file's absolute path, size and mtime (ns).
+#: How :func:`cache_key` identifies a file's version (``data.cache_key`` in a spec).
+KEY_MODES = ("stat", "content")
+
+
+def _file_identity(path: str | Path, mode: str) -> str:
+    """What of ``path`` enters the key: its ``stat`` identity, or a SHA-256 of its bytes."""
+    if mode == "content":
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    st = os.stat(path)
+    return f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}\0{st.st_ctime_ns}"
+
+
+def cache_key(paths: Sequence[str | Path], height: int, width: int, mode: str = "stat") -> str:
+    """A hex digest of the decoded size, the decoding rules and each file's absolute path and version.
+
+    A file's version is, with ``mode="stat"``, its size, modification time, inode, device and
+    change time (ns); with ``mode="content"``, the SHA-256 of its bytes.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "a.png"
+        >>> _ = p.write_bytes(b"one")
+        >>> by_content = cache_key([p], 8, 4, mode="content")
+        >>> st = p.stat(); _ = p.write_bytes(b"two"); os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        >>> cache_key([p], 8, 4, mode="content") != by_content  # same size, same mtime, other bytes
+        True
 
     Raises:
-        OSError: a file cannot be stat'ed (decoding it would fail and name it).
+        OSError: a file cannot be read or stat'ed (decoding it would fail and name it).
+        ValueError: an unknown ``mode``.
     """
-    h = hashlib.sha256(f"reid-decoded v{DECODE_RULES_VERSION} {height}x{width} {len(paths)}\n".encode())
+    if mode not in KEY_MODES:
+        raise ValueError(f"unknown cache key mode {mode!r}: one of {', '.join(KEY_MODES)}")
+    h = hashlib.sha256(f"reid-decoded v{DECODE_RULES_VERSION} {height}x{width} {len(paths)} {mode}\n".encode())
     for p in paths:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.abspath(p)}\0{_file_identity(p, mode)}\n".encode())
     return h.hexdigest()[:40]
 
 

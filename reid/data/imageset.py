@@ -4,7 +4,8 @@
 (N×3×H×W, resized to the spec's height × width on decode). The first build of a split
 decodes every image (in threads: PIL releases the GIL), validating each, into a
 persistent file in the reid cache (:mod:`reid.data.decoded_cache`, keyed by the file
-list, sizes, modification times and the size); later builds read that file instead of
+list, each file's ``stat`` identity or, with ``cache_key="content"``, its bytes, and the
+size); later builds read that file instead of
 decoding. With ``cache="memory"`` the pixels are read into RAM; with ``"stream"`` the file
 is memory-mapped and batches are read from it (sets larger than RAM stream from the page
 cache); ``"auto"`` picks memory below :data:`AUTO_MEMORY_BYTES` of decoded pixels. Where
@@ -49,7 +50,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from reid.data.decoded_cache import cache_file, cache_key, open_cache, write_cache
+from reid.data.decoded_cache import cache_file, open_cache, write_cache
+from reid.data.decoded_cache import cache_key as make_cache_key
 from reid.data.formats import Sample
 from reid.errors import ReidError
 
@@ -176,6 +178,8 @@ class ImageSet:
         cache_dir: root of the decoded-image cache (default
             :func:`reid.data.build.default_cache_dir`, i.e. ``$REID_CACHE``).
         progress: told how decoding advances (see :data:`Progress`); nothing is shown by default.
+        cache_key: how the cache knows a file is unchanged, ``"stat"`` or ``"content"``
+            (:func:`reid.data.decoded_cache.cache_key`; ``data.cache_key`` in a spec).
     """
 
     def __init__(
@@ -188,9 +192,11 @@ class ImageSet:
         pids: Sequence[int] | None = None,
         cache_dir: str | Path | None = None,
         progress: Progress = no_progress,
+        cache_key: str = "stat",
     ):
         self.paths = [s.path for s in samples]
         self._progress = progress
+        self._key_mode = cache_key
         self.pids = torch.tensor(list(pids) if pids is not None else [s.pid for s in samples], dtype=torch.long)
         self.camids = torch.tensor([s.camid for s in samples], dtype=torch.long)
         self.height, self.width, self.workers = height, width, workers
@@ -224,7 +230,7 @@ class ImageSet:
 
             cache_dir = default_cache_dir()
         try:
-            key = cache_key(self.paths, self.height, self.width)
+            key = make_cache_key(self.paths, self.height, self.width, self._key_mode)
         except OSError:
             return None  # a missing file: decoding (or the header check) names it
         path, shape = cache_file(cache_dir, key), (len(self.paths), self.height, self.width)
