@@ -3,7 +3,8 @@
 The numbers are those of the reference formulation that torchreid (``torchreid/utils/rerank.py``)
 and the strong baseline (``utils/re_ranking.py``) share, computed without a Python loop over images:
 
-1. all ``N = nq + ng`` images form one set; the original distance ``o[i, j]`` is the squared input
+1. all ``N = nq + ng`` images form one set (a leave-one-out set is that set once, ``N`` images, each
+   both query and gallery: :func:`rerank_features` with ``gf=None``); the original distance ``o[i, j]`` is the squared input
    distance ``d[j, i]²`` divided by the largest squared distance of column ``i``, read transposed
    (for symmetric distances: row ``i`` scaled to a maximum of 1);
 2. ``R(i, k)`` = the ``k + 1`` nearest of ``i`` (itself included) that also have ``i`` among their
@@ -102,14 +103,20 @@ def rerank_distances(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: flo
         raise ReidError(f"image {int((col_max == 0).nonzero()[0])} has distance 0 to every image",
                         fix="check for duplicated or constant features")
     full.div_(col_max)  # the reference's original distance is this matrix transposed
-    source = _MatrixSource(full, nq)
+    source = _MatrixSource(full, nq, nq)
     out = _rerank(source, k1, k2, lambda_value)
     return out.numpy() if as_numpy else out
 
 
-def rerank_features(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, metric: Metric = "euclidean",
+def rerank_features(qf, gf=None, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, metric: Metric = "euclidean",
                     normalize: bool = False, memory_mb: int = 64) -> torch.Tensor:
     """Re-ranked query-gallery distances straight from features, never holding an ``N × N`` matrix.
+
+    ``gf=None`` re-ranks *one* set against itself (a leave-one-out evaluation): the ``N`` images of ``qf``
+    are the whole set, every one of them both query and gallery, and the result is ``N × N`` (the caller
+    masks the diagonal). Passing the set as both ``qf`` and ``gf`` instead would put every image in the
+    neighbourhoods twice — a ``2N`` set in which each image's duplicate is its nearest neighbour, so
+    ``k1`` and ``k2`` act as about half their values.
 
     Equals :func:`rerank_distances` of the ``metric`` distances between the features, where
     ``"euclidean"`` is the plain (not squared) L2 distance — the reference then squares it, so the
@@ -126,23 +133,27 @@ def rerank_features(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
 
     Args:
         qf: ``(nq, D)`` query features.
-        gf: ``(ng, D)`` gallery features.
+        gf: ``(ng, D)`` gallery features, or ``None``: ``qf`` is one set, ranked against itself.
         k1, k2, lambda_value: as :func:`rerank_distances` (paper: 20, 6, 0.3).
         metric: ``"euclidean"`` or ``"cosine"``.
         normalize: L2-normalise the features before Euclidean distances.
         memory_mb: size of one block of distance rows.
 
     Returns:
-        ``(nq, ng)`` float32 tensor of re-ranked distances (smaller = more similar).
+        ``(nq, ng)`` float32 tensor of re-ranked distances (smaller = more similar); ``(N, N)`` for one set.
 
     Example:
         >>> import torch
         >>> d = rerank_features(torch.randn(4, 8), torch.randn(10, 8), k1=3, k2=2)
         >>> d.shape, d.dtype
         (torch.Size([4, 10]), torch.float32)
+        >>> rerank_features(torch.randn(6, 8), k1=3, k2=2).shape  # one leave-one-out set
+        torch.Size([6, 6])
     """
     _check_params(k1, k2, lambda_value)
-    qf, gf = _features(qf, "query features"), _features(gf, "gallery features")
+    qf = _features(qf, "query features")
+    one_set = gf is None
+    gf = qf[:0] if one_set else _features(gf, "gallery features")
     if qf.shape[1] != gf.shape[1]:
         raise ReidError(f"query features have dimension {qf.shape[1]} but gallery features {gf.shape[1]}")
     if metric not in ("euclidean", "cosine"):
@@ -152,7 +163,7 @@ def rerank_features(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
     feats = torch.cat([qf, gf])
     if normalize or metric == "cosine":
         feats = F.normalize(feats, dim=1)
-    source = _FeatureSource(feats, qf.shape[0], metric == "cosine", memory_mb)
+    source = _FeatureSource(feats, qf.shape[0], 0 if one_set else qf.shape[0], metric == "cosine", memory_mb)
     return _rerank(source, k1, k2, lambda_value)
 
 
@@ -185,17 +196,21 @@ def _features(x, name: str) -> torch.Tensor:
 
 
 class _MatrixSource:
-    """Original distances from a held matrix ``m`` (the reference's matrix before its transpose)."""
+    """Original distances from a held matrix ``m`` (the reference's matrix before its transpose).
 
-    def __init__(self, m: torch.Tensor, nq: int):
-        self.m, self.n, self.nq = m, m.shape[0], nq
+    Sources (this and :class:`_FeatureSource`) hold ``n`` images: queries are ``0 … nq``, the gallery
+    ``g0 … n`` (``g0 = nq`` for a query / gallery pair, ``0`` with ``nq = n`` for one set).
+    """
+
+    def __init__(self, m: torch.Tensor, nq: int, g0: int):
+        self.m, self.n, self.nq, self.g0 = m, m.shape[0], nq, g0
         self.rows_per_block = max(1, (64 << 20) // (4 * self.n))
 
     def nearest(self, start: int, end: int, k: int, out: torch.Tensor) -> torch.Tensor:
         """The ``k`` nearest of images ``start … end`` (stable order); their query-gallery originals go to ``out``."""
         blk = self.m[:, start:end].t().contiguous()  # rows of the original distance = columns of m
         if start < self.nq:
-            out[start : min(end, self.nq)] = blk[: self.nq - start, self.nq :]
+            out[start : min(end, self.nq)] = blk[: self.nq - start, self.g0 :]
         vals, idx = torch.topk(blk, min(k + 1, self.n), dim=1, largest=False, sorted=True)
         return _untie(vals, idx, lambda rows: blk[rows], k)
 
@@ -212,8 +227,8 @@ class _FeatureSource:
     where they tie) are finished — the same float operations as on the whole row, so the same values.
     """
 
-    def __init__(self, feats: torch.Tensor, nq: int, cosine: bool, memory_mb: int):
-        self.feats, self.n, self.nq, self.cosine = feats, feats.shape[0], nq, cosine
+    def __init__(self, feats: torch.Tensor, nq: int, g0: int, cosine: bool, memory_mb: int):
+        self.feats, self.n, self.nq, self.g0, self.cosine = feats, feats.shape[0], nq, g0, cosine
         self.sq_norms = torch.linalg.vector_norm(feats, dim=1) ** 2
         self.row_max = torch.empty(self.n)
         self.rows_per_block = max(1, (memory_mb << 20) // (4 * self.n))
@@ -239,7 +254,7 @@ class _FeatureSource:
         self.row_max[rows] = m
         if start < self.nq:
             q = slice(start, min(end, self.nq))
-            out[q] = self._finish(partial[: q.stop - start, self.nq :], q)
+            out[q] = self._finish(partial[: q.stop - start, self.g0 :], q)
         if self.cosine:  # squaring is not monotone below 0 (1 − cos can round there): rank finished rows
             finished = self._finish(partial, rows)
             vals, idx = torch.topk(finished, min(k + 1, self.n), dim=1, largest=False, sorted=True)
@@ -261,9 +276,9 @@ class _FeatureSource:
 
 
 def _rerank(source, k1: int, k2: int, lam: float) -> torch.Tensor:
-    n, nq = source.n, source.nq
+    n, nq, g0 = source.n, source.nq, source.g0
     kf, kh, kq = min(k1 + 1, n), min(int(np.around(k1 / 2.0)) + 1, n), min(k2, n)
-    out = torch.empty(nq, n - nq)
+    out = torch.empty(nq, n - g0)
     k = max(kf, kq)
     nearest = torch.empty(n, k, dtype=torch.int64)
     for s in range(0, n, source.rows_per_block):
@@ -273,7 +288,7 @@ def _rerank(source, k1: int, k2: int, lam: float) -> torch.Tensor:
     half, half_recip = _reciprocal(nearest, kh)
     idx, val = _weights(source, forward, recip, half, half_recip)
     rows, cols, vals = _expand_queries(idx, val, nearest[:, :kq], n) if k2 != 1 else _coo(idx, val, n)
-    jaccard = _jaccard(rows, cols, vals, nq, n)
+    jaccard = _jaccard(rows, cols, vals, nq, g0, n)
     return out.mul_(lam).add_(jaccard.mul_(1 - lam))
 
 
@@ -359,12 +374,15 @@ def _expand_queries(idx, val, neighbours, n) -> tuple[torch.Tensor, torch.Tensor
     return tuple(torch.cat(p) for p in zip(*parts))
 
 
-def _jaccard(rows, cols, vals, nq: int, n: int) -> torch.Tensor:
-    """``(nq, ng)`` Jaccard distances ``1 − s / (2 − s)``, ``s = Σ_k min(V[q, k], V[g, k])``, via an inverted index."""
-    ng = n - nq
-    gal = rows >= nq  # inverted index: gallery rows of each column, ascending
+def _jaccard(rows, cols, vals, nq: int, g0: int, n: int) -> torch.Tensor:
+    """``(nq, ng)`` Jaccard distances ``1 − s / (2 − s)``, ``s = Σ_k min(V[q, k], V[g, k])``, via an inverted index.
+
+    Queries are rows ``0 … nq`` of ``V``, the gallery rows ``g0 … n`` (the same rows for one set).
+    """
+    ng = n - g0
+    gal = rows >= g0  # inverted index: gallery rows of each column, ascending
     g_cols, order = cols[gal].sort(stable=True)
-    g_rows, g_vals = rows[gal][order] - nq, vals[gal][order]
+    g_rows, g_vals = rows[gal][order] - g0, vals[gal][order]
     counts = torch.bincount(g_cols, minlength=n)
     starts = counts.cumsum(0) - counts
     n_query = int((rows < nq).sum())  # rows are sorted: query entries come first

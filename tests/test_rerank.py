@@ -19,6 +19,16 @@ def reference(q_g, q_q, g_g, k1, k2, lam):
     """The reference ``re_ranking`` (torchreid / strong baseline), loop by loop; ties ordered by index."""
     nq = q_g.shape[0]
     o = np.concatenate([np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0)
+    return reference_rows(o, nq, k1, k2, lam)[:, nq:]
+
+
+def reference_one_set(d, k1, k2, lam):
+    """The reference on one leave-one-out set: its ``N`` images once, every image a query of all ``N``."""
+    return reference_rows(d, d.shape[0], k1, k2, lam)
+
+
+def reference_rows(o, nq, k1, k2, lam):
+    """The reference's loops on the whole set's distances ``o``: final distances of rows ``0 … nq`` to all images."""
     o = np.power(o, 2).astype(np.float32)
     o = np.transpose(o / np.max(o, axis=0))
     n = o.shape[0]
@@ -49,8 +59,7 @@ def reference(q_g, q_q, g_g, k1, k2, lam):
             js = np.where(V[:, k] != 0)[0]
             s[js] += np.minimum(V[i, k], V[js, k])
         jaccard[i] = 1 - s / (2.0 - s)
-    final = jaccard * (1 - lam) + o[:nq] * lam
-    return final[:, nq:]
+    return jaccard * (1 - lam) + o[:nq] * lam
 
 
 def _symmetric(rng, n, levels):
@@ -121,6 +130,39 @@ def test_features_match_distances_with_ties(seed):
     d = lambda a, b: compute_distance(a, b).sqrt()  # noqa: E731
     expected = rerank_distances(d(qf, gf), d(qf, qf), d(gf, gf), k1=6, k2=3)
     torch.testing.assert_close(rerank_features(qf, gf, k1=6, k2=3), expected, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 24), k1=st.integers(1, 12), k2=st.integers(1, 5), metric=st.sampled_from(["euclidean", "cosine"]),
+       seed=st.integers(0, 1000))
+def test_one_set_equals_the_reference_on_that_set(n, k1, k2, metric, seed):
+    feats = torch.randn(n, 8, generator=torch.Generator().manual_seed(seed))
+    d = compute_distance(feats, feats).sqrt() if metric == "euclidean" else compute_distance(feats, feats, "cosine")
+    expected = reference_one_set(d.numpy(), k1, k2, 0.3)
+    got = rerank_features(feats, None, k1=k1, k2=k2, metric=metric)
+    assert got.shape == (n, n)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_leave_one_out_evaluation_reranks_the_one_set():
+    """Not the set concatenated with itself, where each image's copy is its nearest and k1, k2 act halved."""
+    from reid.evaluation import Evaluator
+    from reid.spec import EvalSpec
+
+    qf, qp, qc, gf, gp, gc = _overlapping_clusters()
+    feats, pids, cams = gf[:200], gp[:200], gc[:200]
+    spec = EvalSpec(rerank=True, k1=8, k2=3, protocol="all")
+    ev = Evaluator(spec, same_set=True)
+    ev.process(feats, pids, cams, "query")
+    got = ev.evaluate()
+    d = compute_distance(feats, feats).sqrt().numpy()
+    one_set = evaluate(torch.from_numpy(reference_one_set(d, 8, 3, spec.lambda_)), pids, pids, cams, cams,
+                       max_rank=spec.max_rank, protocol="all", same_set=True)
+    doubled = evaluate(torch.from_numpy(reference(d, d, d, 8, 3, spec.lambda_)), pids, pids, cams, cams,
+                       max_rank=spec.max_rank, protocol="all", same_set=True)
+    assert abs(one_set["mAP"] - doubled["mAP"]) > 1e-3  # the two rules differ on this set
+    assert got.mAP == pytest.approx(float(one_set["mAP"]), abs=1e-6)
+    assert got.cmc[0] == pytest.approx(float(one_set["cmc"][0]), abs=1e-6)
 
 
 def test_tensor_in_tensor_out_and_float64_input():

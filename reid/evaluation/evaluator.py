@@ -113,7 +113,8 @@ class Evaluator:
         labels = dict(q_pids=q_pids, g_pids=g_pids, q_camids=q_cams, g_camids=g_cams, max_rank=max_rank,
                       protocol=protocol, same_set=self.same_set)
         if spec.rerank:  # k-reciprocal re-ranking needs every query-gallery distance at once
-            dist = rerank_features(qf, gf.to(qf.device), spec.k1, spec.k2, spec.lambda_, metric=spec.distance,
+            one_set = None if self.same_set else gf.to(qf.device)  # a leave-one-out set is re-ranked once, not twice
+            dist = rerank_features(qf, one_set, spec.k1, spec.k2, spec.lambda_, metric=spec.distance,
                                    normalize=spec.normalize)
             return evaluate(dist, **labels), protocol
         return evaluate_features(qf, gf.to(qf.device), metric=spec.distance, normalize=spec.normalize,

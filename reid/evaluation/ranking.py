@@ -221,7 +221,8 @@ def ranked_lists(spec: EvalSpec, qf: torch.Tensor, gf: torch.Tensor, k: int, que
     labels = dict(q_pids=rows(q_pids), g_pids=g_pids, q_camids=rows(q_camids), g_camids=g_camids, protocol=protocol,
                   exclude=picked if same_set else None)
     if spec.rerank:
-        dist = rerank_features(qf, gf, spec.k1, spec.k2, spec.lambda_, metric=spec.distance, normalize=spec.normalize)
+        dist = rerank_features(qf, None if same_set else gf, spec.k1, spec.k2, spec.lambda_, metric=spec.distance,
+                               normalize=spec.normalize)
         lists = top_k_of_distances(dist[picked], k, **labels)
     else:
         lists = top_k(torch.as_tensor(qf)[picked], gf, k, metric=spec.distance, normalize=spec.normalize, **labels)
