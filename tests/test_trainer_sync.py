@@ -203,3 +203,27 @@ def test_compiled_training_saves_plain_state_dict_keys(monkeypatch):
     fresh = _Net()
     fresh.load_state_dict(unwrap(trainer.model).state_dict())
     assert torch.equal(fresh.fc.weight, plain.fc.weight)
+
+
+@pytest.mark.parametrize("schedule", [dict(name="cosine", per_iteration=True, min_lr=0.0),
+                                      dict(name="multistep", milestones=[1], decay_rate=0.1)])
+def test_logged_lr_is_the_lr_each_step_used(tmp_path, schedule):
+    from reid.engine.optim import LRSchedule
+    from reid.spec import ScheduleSpec
+
+    run = RunDir(tmp_path / "run")
+    run.create("")
+    model, used = _Net(), []
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    criterion = build_loss(LossSpec(triplet_weight=1.0))
+
+    def recording(outputs, pids):
+        used.append(optimizer.param_groups[0]["lr"])
+        return criterion(outputs, pids)
+
+    lr_schedule = LRSchedule(optimizer, ScheduleSpec(epochs=2, **schedule), iters_per_epoch=3)
+    Trainer(model, recording, optimizer, lr_schedule, _Loader(3), CPU, 2, hooks=[MetricsHook(run, 1)]).train()
+    records = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+    assert len(set(used)) > 1  # the schedule changes the lr within these 6 steps
+    assert [r["lr"] for r in records if r["kind"] == "iter"] == pytest.approx(used)
+    assert [r["lr"] for r in records if r["kind"] == "epoch"] == pytest.approx([used[2], used[5]])  # each epoch's last

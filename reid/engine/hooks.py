@@ -72,18 +72,24 @@ class MetricsHook(Hook):
             values = out.values()
             self.run.append_metrics({"kind": "iter", "step": s.global_step, "epoch": s.epoch + 1,
                                      "iter": s.iter_in_epoch, "loss": values["loss"],
-                                     **{f"loss_{k}": values[k] for k in out.parts}, "lr": trainer.schedule.lr})
+                                     **{f"loss_{k}": values[k] for k in out.parts}, "lr": _used_lr(trainer)})
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Write the epoch record: mean training loss, lr, throughput and any evaluation metrics."""
         trainer.runtime.synchronize()
         seconds = self._timer.seconds - trainer.epoch_record.get("eval_seconds", 0.0)
         record = {"kind": "epoch", "step": trainer.state.global_step, "epoch": trainer.state.epoch,
-                  "train_loss": float(self._loss_sum) / max(self._steps, 1), "lr": trainer.schedule.lr,
+                  "train_loss": float(self._loss_sum) / max(self._steps, 1), "lr": _used_lr(trainer),
                   "train_seconds": round(seconds, 3), "images_per_second": round(self._images / max(seconds, 1e-9), 2),
                   **trainer.epoch_record}
         trainer.epoch_record = record
         self.run.append_metrics(record)
+
+
+def _used_lr(trainer: Trainer) -> float:
+    """The learning rate of the latest step (the schedule has already set the next one), else the current one."""
+    out = trainer.step_output
+    return out.lr if out is not None and out.lr is not None else trainer.schedule.lr
 
 
 class RngStateHook(Hook):

@@ -74,7 +74,8 @@ class TrainState:
 
 @dataclass
 class StepOutput:
-    """Loss of one step and its named parts as detached 0-dim tensors on the device; the batch size.
+    """Loss of one step and its named parts as detached 0-dim tensors on the device; the batch size; the
+    learning rate the step used (read before the schedule advances, so logs show the lr that produced the loss).
 
     Reading them (``float()``) waits for the device: use :meth:`values` at read-back steps
     (``trainer.synced``) only.
@@ -83,6 +84,7 @@ class StepOutput:
     loss: torch.Tensor
     parts: dict[str, torch.Tensor]
     batch_size: int
+    lr: float | None = None
     _values: dict[str, float] | None = field(default=None, repr=False)
 
     def values(self) -> dict[str, float]:
@@ -230,8 +232,9 @@ class Trainer:
         loss, parts = self.criterion(outputs, pids)
         self._note_finiteness(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
+        lr = float(self.optimizer.param_groups[0]["lr"])  # what this step uses; the schedule advances after it
         self.runtime.backward_step(loss, self.optimizer)
-        return StepOutput(loss=loss.detach(), parts=parts, batch_size=int(pids.numel()))
+        return StepOutput(loss=loss.detach(), parts=parts, batch_size=int(pids.numel()), lr=lr)
 
     def _note_finiteness(self, loss: torch.Tensor) -> None:
         """Keep ``(global step, loss)`` of the first non-finite loss in a device tensor (no read-back)."""
