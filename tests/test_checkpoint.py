@@ -59,7 +59,7 @@ def test_a_full_disk_is_one_clear_error_and_the_previous_checkpoint_survives(tmp
     message = str(err.value)
     assert "needs" in message and "0.0 MB are free" in message and "previous last.pt is intact" in message
     assert f"reid run --resume {tmp_path / 'run'}" in message
-    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["last.pt"]
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.pt", "manifest.json"]
 
 
 def test_a_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):

@@ -6,6 +6,13 @@ stopped by Ctrl-C, an exception or ``kill -9``. A write that cannot happen (full
 folder, no permission) is one :class:`ReidError` naming the file, the space needed and free, and
 saying that the previous checkpoint is intact.
 
+Torn writes (a disk or network file system that loses the tail of a file, a bit flip, a copy cut short)
+are caught too. Every write is read back and its size and SHA-256 are recorded in
+``checkpoints/manifest.json`` before the file is renamed into place, and a resumable checkpoint
+(``last.pt``) keeps its predecessor as ``last.prev.pt``. :func:`load_resumable` checks ``last.pt``
+against the manifest; a damaged one is reported in one line and ``last.prev.pt`` is used instead;
+when neither is intact it is an error (a run never starts over silently).
+
 Contents (format ``reid-checkpoint`` version 1, all loadable with ``torch.load(weights_only=True)``):
 
 - every checkpoint describes its model — ``spec`` (the resolved spec as TOML text), ``num_classes``,
@@ -22,13 +29,15 @@ classes from the classifier's weight.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -40,8 +49,12 @@ CHECKPOINT_FORMAT = "reid-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it to ``path``."""
+def atomic_write_bytes(path: Path, write: Any, before_rename: Callable[[Path], None] | None = None) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it to ``path``.
+
+    ``before_rename(tmp)``, when given, runs on the complete temp file before it replaces ``path``; if it
+    raises, the temp file is removed and ``path`` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -49,6 +62,8 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,19 +79,101 @@ def _megabytes(n: int) -> str:
     return f"{n / 2**20:,.1f} MB"
 
 
+MANIFEST_FILE = "manifest.json"
+#: entries kept per checkpoint name: the file in place, its predecessor, and one written but not yet renamed
+_MANIFEST_DEPTH = 3
+
+
+def previous_path(path: Path) -> Path:
+    """Where the predecessor of a resumable checkpoint is kept (``last.pt`` → ``last.prev.pt``).
+
+    Example:
+        >>> previous_path(Path("run/checkpoints/last.pt")).as_posix()
+        'run/checkpoints/last.prev.pt'
+    """
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _sha256_of_file(path: Path) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _read_manifest(folder: Path) -> list[dict] | None:
+    """The manifest's entries; ``None`` when there is none (checkpoints older than it) or it is unreadable."""
+    try:
+        entries = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["entries"]
+        return [e for e in entries if isinstance(e, dict) and {"file", "size", "sha256"} <= e.keys()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_in_manifest(path: Path, size: int, sha256: str, state: dict) -> None:
+    """Add a verified write of ``path`` to its folder's manifest (keeping a few entries per file name)."""
+    entries = [e for e in _read_manifest(path.parent) or [] if e["sha256"] != sha256]
+    entries.append({"file": path.name, "size": size, "sha256": sha256, "epoch": state.get("epoch"),
+                    "global_step": state.get("global_step")})
+    kept, per_name = [], {}
+    for entry in reversed(entries):  # newest first
+        per_name[entry["file"]] = per_name.get(entry["file"], 0) + 1
+        if per_name[entry["file"]] <= _MANIFEST_DEPTH:
+            kept.append(entry)
+    atomic_write_text(path.parent / MANIFEST_FILE, json.dumps({"version": 1, "entries": kept[::-1]}, indent=1) + "\n")
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What is wrong with the checkpoint file ``path`` according to its folder's manifest, or ``None``.
+
+    ``None`` also when the manifest knows no write of that name (a run written before it: only loading can
+    tell). A file is intact when its size and SHA-256 match an entry that a verified write recorded
+    (``last.prev.pt`` was recorded as ``last.pt``).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "last.pt"
+        >>> save_checkpoint({"global_step": 1, "optimizer": {}}, path)
+        >>> checkpoint_problem(path) is None
+        True
+        >>> _ = path.write_bytes(path.read_bytes()[:100])
+        >>> checkpoint_problem(path)  # doctest: +ELLIPSIS
+        'truncated: 100 of ... bytes'
+    """
+    name = path.name.replace(".prev.", ".")
+    entries = _read_manifest(path.parent)
+    expected = [e["size"] for e in entries or [] if e["file"] == name]
+    if not expected:
+        return None
+    if not path.is_file():
+        return "missing"
+    size, sha256 = _sha256_of_file(path)
+    if any(e["sha256"] == sha256 and e["size"] == size for e in entries):
+        return None
+    if size < expected[-1]:
+        return f"truncated: {size:,} of {expected[-1]:,} bytes"
+    return f"checksum mismatch ({size:,} bytes, written by no verified save)"
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
     """Atomically save a checkpoint dictionary (tensors, numbers, strings, nested dicts/lists).
 
     The state is serialised in memory first, so its size is known and checked against the free space.
+    The written file is read back and compared (size, SHA-256) before it replaces anything; the
+    manifest records it. A resumable state (one holding ``optimizer``) keeps the file it replaces as
+    :func:`previous_path`, so a later torn or corrupted ``last.pt`` still leaves a complete one.
 
     Raises:
-        ReidError: the file cannot be written (no space, read-only folder, permission); the previous
-            file at ``path`` is left intact.
+        ReidError: the file cannot be written (no space, read-only folder, permission) or does not read
+            back as written; the previous file at ``path`` is left intact.
     """
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getbuffer()
+    sha256 = hashlib.sha256(data).hexdigest()
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     fix = (f"the previous {path.name} is intact; free some space or fix the folder's permissions, then continue "
            f"with `reid run --resume {run}`")
@@ -88,8 +185,17 @@ def save_checkpoint(state: dict, path: Path) -> None:
     if free < len(data):
         raise ReidError(f"cannot write the checkpoint: it needs {_megabytes(len(data))} and only {_megabytes(free)} "
                         "are free", where=str(path), fix=fix)
+
+    def verified_write(tmp: Path) -> None:
+        if _sha256_of_file(tmp) != (len(data), sha256):
+            raise ReidError("the checkpoint did not read back as written (size or checksum differ)", where=str(path),
+                            fix=f"check the disk; {fix}")
+        _record_in_manifest(path, len(data), sha256, state)
+        if "optimizer" in state and path.is_file():
+            os.replace(path, previous_path(path))
+
     try:
-        atomic_write_bytes(path, lambda f: f.write(data))
+        atomic_write_bytes(path, lambda f: f.write(data), before_rename=verified_write)
     except OSError as e:
         raise ReidError(f"cannot write the checkpoint ({e.strerror or e}; it needs {_megabytes(len(data))}, "
                         f"{_megabytes(shutil.disk_usage(path.parent).free)} are free)", where=str(path), fix=fix) from None
@@ -101,19 +207,57 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs on load).
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs on load), after checking it
+    against its folder's manifest (:func:`checkpoint_problem`).
 
     Raises:
-        ReidError: the file is missing or unreadable.
+        ReidError: the file is missing, damaged or unreadable.
     """
     path = Path(path)
     if not path.is_file():
         raise ReidError("checkpoint not found", where=str(path), fix="pass the run directory that holds checkpoints/last.pt")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ReidError(f"checkpoint is damaged ({problem})", where=str(path),
+                        fix="use the run's other checkpoint, or resume the run (`reid run --resume` falls back to "
+                            "last.prev.pt)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
         raise ReidError(f"checkpoint is unreadable ({type(e).__name__}: {e})".splitlines()[0], where=str(path),
                         fix="delete it to fall back to an earlier one, or start a new run") from None
+
+
+def load_resumable(path: Path, report: Callable[[str], None]) -> dict | None:
+    """The newest intact resumable checkpoint: ``path`` (``last.pt``), else its predecessor ``last.prev.pt``.
+
+    A damaged or missing ``path`` whose predecessor is intact is reported with one line through ``report``
+    (what was wrong, which file and position are used instead). Returns ``None`` when neither file exists
+    (the run never saved a resumable state).
+
+    Raises:
+        ReidError: checkpoints exist but none is intact (the run is not restarted from scratch).
+    """
+    path = Path(path)
+    problems = []
+    for candidate in (path, previous_path(path)):
+        if not candidate.is_file():
+            if candidate == path and previous_path(path).is_file():
+                problems.append(f"{candidate.name} is missing")
+            continue
+        try:
+            ckpt = load_checkpoint(candidate)
+        except ReidError as e:
+            problems.append(f"{candidate.name} is {e.what.removeprefix('checkpoint is ')}")
+            continue
+        if problems:
+            report(f"warning: {'; '.join(problems)} ({candidate.parent}); resuming from {candidate.name} "
+                   f"(epoch {ckpt.get('epoch', 0) + 1}, iteration {ckpt.get('iter_in_epoch', 0)})")
+        return ckpt
+    if problems:
+        raise ReidError(f"no intact checkpoint to resume from ({'; '.join(problems)})", where=str(path.parent),
+                        fix=f"restore {path.name} from a backup, or start the run again with --force")
+    return None
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

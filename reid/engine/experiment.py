@@ -21,7 +21,7 @@ from reid.data import build_data
 from reid.data.describe import DatasetInfo
 from reid.data.imageset import Progress, no_progress
 from reid.data.loaders import TrainLoader
-from reid.engine.checkpoint import load_checkpoint, model_description, restore_training
+from reid.engine.checkpoint import load_resumable, model_description, restore_training
 from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
                                      mining_gather)
 from reid.engine.evaluation import evaluate_model
@@ -116,9 +116,13 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
     criterion = build_loss(spec.loss, gather=mining_gather(ctx))  # triplets mined over the global batch
 
     state, best = TrainState(), {}
-    if resume and run.last_checkpoint.is_file():
-        position, best = restore_training(load_checkpoint(run.last_checkpoint), model, optimizer, schedule, runtime,
-                                          rank=ctx.rank)
+    def report(line: str) -> None:
+        if ctx.is_main:
+            console.print(line, markup=False, soft_wrap=True)  # one line, whatever the terminal's width
+
+    ckpt = load_resumable(run.last_checkpoint, report=report) if resume else None
+    if ckpt is not None:
+        position, best = restore_training(ckpt, model, optimizer, schedule, runtime, rank=ctx.rank)
         state = TrainState(*position)
         if ctx.is_main:
             run.truncate_metrics(state.global_step)

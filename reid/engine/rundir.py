@@ -7,6 +7,8 @@ Layout::
       metrics.jsonl      one JSON object per line: {"kind": "iter" | "epoch" | "eval", ...}
       checkpoints/last.pt  latest state (model, optimiser, schedule, RNG, position)
       checkpoints/best.pt  model weights with the best Rank-1 so far
+      checkpoints/last.prev.pt  the last.pt before (resumed from when last.pt turns out damaged)
+      checkpoints/manifest.json  size and SHA-256 of every verified checkpoint write
       summary.json       written at the end: final and best metrics, wall time, device, versions
       .lock              held (flock) by the process training the run; says which process that is
 """
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from reid.engine.checkpoint import atomic_write_text
+from reid.engine.checkpoint import MANIFEST_FILE, atomic_write_text, previous_path
 from reid.engine.summary import RunSummary
 from reid.errors import ReidError
 from reid.model.pretrained import RUN_CHECKPOINTS
@@ -32,6 +34,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 BEST_CKPT, LAST_CKPT = RUN_CHECKPOINTS
+PREV_CKPT, MANIFEST = str(previous_path(Path(LAST_CKPT))), f"checkpoints/{MANIFEST_FILE}"
 
 
 class RunDir:
@@ -127,7 +130,7 @@ class RunDir:
             if not force:
                 raise ReidError("this run directory holds an unfinished run", where=str(self.path),
                                 fix=f"continue it with --resume {self.path}, or add --force to start over")
-            for name in (METRICS_FILE, SUMMARY_FILE, LAST_CKPT, BEST_CKPT):
+            for name in (METRICS_FILE, SUMMARY_FILE, LAST_CKPT, BEST_CKPT, PREV_CKPT, MANIFEST):
                 (self.path / name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / SPEC_FILE, spec_toml)
