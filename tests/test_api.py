@@ -195,3 +195,57 @@ def test_bad_inputs_give_one_clear_error(case, run_dir, data, tmp_path, cli):
     assert code == 2
     assert err.startswith("error:") and expected in err and "Traceback" not in err + out
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_gallery_embedded_by_other_weights_is_refused(run_dir, data, tmp_path, cli):
+    """best.pt and last.pt embed into the same 512 dimensions, but their distances are not comparable."""
+    best, last = reid.load(run_dir), reid.load(run_dir, which="last")
+    assert best.weights_sha256 != last.weights_sha256
+    gallery = tmp_path / "by-last.safetensors"
+    last.embed_set(data.gallery.paths).save(gallery)
+    assert FeatureSet.load(gallery).meta["weights_sha256"] == last.weights_sha256
+    queries = data.query.paths[:2]
+    assert len(last.search(queries, gallery, top_k=3)) == 2  # its own weights: fine
+    with pytest.raises(reid.errors.ReidError, match="embedded by other weights") as err:
+        best.search(queries, gallery, top_k=3)
+    assert str(gallery) in str(err.value) and "last.pt" in str(err.value)
+    with pytest.warns(UserWarning, match="ranking them anyway"):
+        assert len(best.search(queries, gallery, top_k=3, allow_other_checkpoint=True)) == 2
+    with pytest.raises(reid.errors.ReidError, match="other weights"):  # query features are checked the same way
+        last.search(best.embed_set(queries), gallery, top_k=3)
+    code, _, err_text = cli("search", run_dir, "--query", queries[0], "--gallery", gallery, "-o", tmp_path / "r.png")
+    assert code == 2 and err_text.startswith("error:") and "--allow-other-checkpoint" in err_text
+    code, _, _ = cli("search", run_dir, "--query", queries[0], "--gallery", gallery, "-o", tmp_path / "r.png",
+                     "--allow-other-checkpoint")
+    assert code == 0
+
+
+def test_load_leaves_the_process_tf32_settings_alone(run_dir, monkeypatch):
+    """On a GPU, reid.load used to switch TF32 process-wide; now it applies its setting inside its own forwards."""
+    import dataclasses
+
+    import reid.api.loaded as loaded_module
+
+    real = loaded_module.resolve_runtime
+
+    def on_a_fake_gpu(spec, *args, **kwargs):  # resolve as on CUDA, then run on the CPU
+        with monkeypatch.context() as m:
+            m.setattr(torch.cuda, "is_available", lambda: True)
+            m.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+            runtime = real(spec.model_copy(update={"device": "cuda"}), *args, **kwargs)
+        return dataclasses.replace(runtime, device=torch.device("cpu"))
+
+    monkeypatch.setattr(loaded_module, "resolve_runtime", on_a_fake_gpu)
+    flags = lambda: (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)  # noqa: E731
+    saved = flags()
+    try:
+        torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+        model = reid.load(run_dir, precision="fp32")
+        assert flags() == ("tf32", "tf32")  # the caller's choice survives loading
+        assert model.runtime.tf32 is False
+        gpu = dataclasses.replace(model.runtime, device=torch.device("cuda"))
+        with gpu.autocast():
+            assert flags() == ("ieee", "ieee")  # fp32 evaluation is IEEE fp32 inside the model's forwards
+        assert flags() == ("tf32", "tf32")
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved

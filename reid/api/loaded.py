@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from reid.api.feature_set import FeatureSet
+from reid.api.feature_set import WEIGHTS_KEY, FeatureSet, weights_digest
 from reid.api.inputs import collect_images, image_batches
 from reid.data.build import EvalData, build_eval_data
 from reid.data.formats import detect_format, market_name_labels
@@ -84,6 +84,8 @@ class LoadedModel:
         spec: the run's resolved spec.
         preprocess: how images become the model's input (:class:`reid.data.preprocess.Preprocess`).
         checkpoint: the checkpoint file the weights came from.
+        weights_sha256: :func:`~reid.api.feature_set.weights_digest` of the weights, recorded in every
+            :class:`FeatureSet` it embeds and checked against feature files it searches.
         epoch: the epoch of the weights (``None`` when unknown).
         num_classes, embedding_dim: the classifier's outputs (``None`` without one) and D.
         normalize: features are L2-normalised before ranking (``eval.normalize`` or cosine distance).
@@ -98,9 +100,10 @@ class LoadedModel:
     def __init__(self, checkpoint: ModelCheckpoint, device: str = "auto", precision: str | None = None):
         self.spec, self.preprocess = checkpoint.spec, checkpoint.preprocess
         self.checkpoint, self.epoch = checkpoint.path, checkpoint.epoch
+        self.weights_sha256 = weights_digest(checkpoint.state_dict)
         self.num_classes, self.embedding_dim = checkpoint.num_classes, checkpoint.embedding_dim
         runtime_spec = self.spec.runtime.model_copy(update={"device": device, "precision": precision or self.spec.runtime.precision})
-        self.runtime = resolve_runtime(runtime_spec)
+        self.runtime = resolve_runtime(runtime_spec, scope_tf32=True)  # the caller's TF32 settings stay as they are
         self.model = checkpoint.build_model().to(self.runtime.device)
         if self.runtime.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -139,7 +142,8 @@ class LoadedModel:
                   for n, item in zip(names, items)]
         pids = torch.tensor([lab[0] if lab else -1 for lab in labels], dtype=torch.long)
         camids = torch.tensor([lab[1] if lab else -1 for lab in labels], dtype=torch.long)
-        meta = {"reid_version": self._reid_version(), "checkpoint": str(self.checkpoint), "spec_name": self.spec.name}
+        meta = {"reid_version": self._reid_version(), "checkpoint": str(self.checkpoint), "spec_name": self.spec.name,
+                WEIGHTS_KEY: self.weights_sha256}
         return FeatureSet(torch.cat(chunks), names, pids, camids, normalized=self.normalize, meta=meta)
 
     @staticmethod
@@ -198,35 +202,46 @@ class LoadedModel:
         built = data if isinstance(data, EvalData) else self.eval_data(data, whole_dataset)
         return evaluate_model(self.model, built, self.runtime, eval or self.spec.eval, self.preprocess.normalization())
 
-    def search(self, query: Any, gallery: Any, top_k: int = 10) -> list[SearchResult]:
+    def search(self, query: Any, gallery: Any, top_k: int = 10,
+               allow_other_checkpoint: bool = False) -> list[SearchResult]:
         """The ``top_k`` nearest gallery images of each query image.
 
         Args:
             query: images in any form :meth:`embed` takes, or a :class:`FeatureSet`.
             gallery: the same, or a ``.safetensors`` file written by ``reid embed`` (embedded once, reused).
             top_k: neighbours per query.
+            allow_other_checkpoint: rank features embedded by other weights (with a warning) instead of raising.
+
+        Features given as a :class:`FeatureSet` or a file must come from this model's weights
+        (:meth:`FeatureSet.check_weights`): another checkpoint's embedding of the same dimension is a
+        :class:`~reid.errors.ReidError` unless ``allow_other_checkpoint``.
 
         Identities and cameras are read from Market-style file names; when every query and gallery image has
         them, correct matches are marked and the run's protocol applies (``market``: gallery images of the
         query's identity taken by the query's camera are left out). With the run's ``eval.rerank`` the
         distances are k-reciprocal re-ranked first, as its evaluation did.
         """
-        q = query if isinstance(query, FeatureSet) else self.embed_set(query)
-        g = self.gallery_features(gallery)
+        q = self.gallery_features(query, allow_other_checkpoint, "query features", load_files=False)
+        g = self.gallery_features(gallery, allow_other_checkpoint)
         labelled = q.labelled and g.labelled
         protocol = resolve_protocol(self.spec.eval.protocol, False, torch.cat([q.camids, g.camids])) if labelled else "all"
         labels = dict(q_pids=q.pids, g_pids=g.pids, q_camids=q.camids, g_camids=g.camids) if labelled else {}
         lists = ranked_lists(self.spec.eval, q.features, g.features, top_k, protocol=protocol, **labels)
         return [SearchResult(q.names[r.query], [g.names[i] for i in r.gallery], r) for r in lists]
 
-    def gallery_features(self, gallery: Any) -> FeatureSet:
-        """``gallery`` as features: a :class:`FeatureSet` as is, a ``.safetensors`` file loaded (its dimension
-        checked), anything else embedded."""
+    def gallery_features(self, gallery: Any, allow_other_checkpoint: bool = False, where: str = "gallery features",
+                         load_files: bool = True) -> FeatureSet:
+        """``gallery`` as features: a :class:`FeatureSet` as is, a ``.safetensors`` file loaded (with ``load_files``),
+        anything else embedded. Given features must be of this model's dimension and weights
+        (:meth:`FeatureSet.check_weights`; ``allow_other_checkpoint`` turns a mismatch of weights into a warning)."""
         if isinstance(gallery, FeatureSet):
-            return gallery
-        if isinstance(gallery, (str, Path)) and str(gallery).endswith(".safetensors"):
-            return FeatureSet.load(gallery, dim=self.embedding_dim)
-        return self.embed_set(gallery)
+            features = gallery
+        elif load_files and isinstance(gallery, (str, Path)) and str(gallery).endswith(".safetensors"):
+            features, where = FeatureSet.load(gallery, dim=self.embedding_dim), str(gallery)
+        else:
+            return self.embed_set(gallery)
+        features.check_weights(self.weights_sha256, str(self.checkpoint), where, allow_other=allow_other_checkpoint)
+        return features
 
 
 def load(path: str | Path, device: str = "auto", precision: str | None = None, which: str = "best") -> LoadedModel:

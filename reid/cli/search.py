@@ -34,11 +34,15 @@ def search(
     fmt: FormatOption = OutputFormat.text,
     device: DeviceOption = Device.auto,
     precision: PrecisionOption = Precision.run,
+    allow_other_checkpoint: Annotated[bool, typer.Option(
+        "--allow-other-checkpoint", help="search a .safetensors gallery embedded by other weights (a warning, not "
+        "an error): only for checkpoints that share one embedding space")] = False,
 ) -> None:
     """The nearest gallery images of each query, with distances, drawn as a ranked-list grid.
 
     Correct / wrong matches are coloured when Market-style file names give identities (and the market
-    junk rule then applies).
+    junk rule then applies). A .safetensors gallery must come from this run's weights (recorded by
+    `reid embed`); another checkpoint's is an error unless --allow-other-checkpoint.
     """
     from reid.report.figures import save
 
@@ -49,7 +53,7 @@ def search(
         raise ReidError("a .safetensors gallery cannot be mixed with images", where="--gallery", fix="give one feature file, or images only")
     else:
         target = gallery
-    results = model.search(query, target, top_k=top)
+    results = model.search(query, target, top_k=top, allow_other_checkpoint=allow_other_checkpoint)
     save(search_figure(results[:rows], model, top), out)
     if fmt is OutputFormat.json:
         print_json({"png": str(out), "top": top, "results": [

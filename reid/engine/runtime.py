@@ -24,12 +24,15 @@ class Runtime:
         dtype: autocast dtype (``torch.bfloat16`` / ``torch.float16``) or ``None`` for fp32.
         channels_last: whether images and the model use the NHWC memory format.
         scaler: the loss scaler of fp16 training (``None`` for bf16 and fp32, which need none).
+        tf32: on CUDA, TF32 on or off inside :meth:`autocast` only, the process's setting restored after it
+            (:func:`tf32_scope`); ``None``: leave the process's setting (training sets it process-wide).
     """
 
     device: torch.device
     dtype: torch.dtype | None
     channels_last: bool
     scaler: torch.amp.GradScaler | None = field(default=None, compare=False, repr=False)
+    tf32: bool | None = None
 
     @property
     def precision(self) -> str:
@@ -37,10 +40,12 @@ class Runtime:
         return {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[self.dtype]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Autocast context for forward passes (a no-op in fp32)."""
+        """Autocast context for forward passes (a no-op in fp32), with :attr:`tf32` applied inside it on CUDA."""
+        scoped = self.tf32 is not None and self.device.type == "cuda"
         if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+            return tf32_scope(self.tf32) if scoped else contextlib.nullcontext()
+        cast = torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return _both(tf32_scope(self.tf32), cast) if scoped else cast
 
     def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Back-propagate ``loss`` and step ``optimizer``.
@@ -96,12 +101,14 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
+def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0, scope_tf32: bool = False) -> Runtime:
     """Pick device, autocast dtype and memory format from the spec and the hardware.
 
     ``auto`` means: CUDA when present; bf16 where supported natively (else fp16 on CUDA, fp32 on
     CPU); channels_last whenever reduced precision is on (it pays off with bf16/fp16 kernels).
-    On CUDA, TF32 follows the precision (see :func:`set_tf32`).
+    On CUDA, TF32 follows the precision (see :func:`set_tf32`): process-wide for a training run, or
+    with ``scope_tf32`` (a library call such as ``reid.load``, inside someone else's process) only
+    inside :meth:`Runtime.autocast`, the caller's settings untouched.
     fp16 comes with a :class:`torch.amp.GradScaler` (its narrow range underflows small
     gradients without loss scaling).
 
@@ -130,9 +137,12 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0) -> Runtime:
         dtype = None
     channels_last = spec.channels_last == "on" or (spec.channels_last == "auto" and dtype is not None)
     scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
-    if use_cuda:
+    tf32 = None
+    if use_cuda and scope_tf32:
+        tf32 = dtype is not None
+    elif use_cuda:
         set_tf32(dtype is not None)
-    return Runtime(device=device, dtype=dtype, channels_last=channels_last, scaler=scaler)
+    return Runtime(device=device, dtype=dtype, channels_last=channels_last, scaler=scaler, tf32=tf32)
 
 
 def set_tf32(enabled: bool) -> None:
@@ -145,6 +155,32 @@ def set_tf32(enabled: bool) -> None:
     mode = "tf32" if enabled else "ieee"
     torch.backends.cuda.matmul.fp32_precision = mode
     torch.backends.cudnn.conv.fp32_precision = mode
+
+
+@contextlib.contextmanager
+def tf32_scope(enabled: bool):
+    """:func:`set_tf32` for the duration of a ``with`` block; the previous settings come back after it.
+
+    Example:
+        >>> before = torch.backends.cuda.matmul.fp32_precision
+        >>> with tf32_scope(True):
+        ...     torch.backends.cuda.matmul.fp32_precision
+        'tf32'
+        >>> torch.backends.cuda.matmul.fp32_precision == before
+        True
+    """
+    saved = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    set_tf32(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+
+
+@contextlib.contextmanager
+def _both(first: contextlib.AbstractContextManager, second: contextlib.AbstractContextManager):
+    with first, second:
+        yield
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
