@@ -138,7 +138,9 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
         broadcast_buffers(model, ctx)  # rank 0's BatchNorm statistics: features equal the saved checkpoint's
         return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
-    progress = ProgressHook(console, plain=plain)
+    eval_images = len(data.query) + (0 if data.same_set else len(data.gallery))
+    progress = ProgressHook(console, plain=plain, eval_every=spec.eval.every,
+                            eval_forwards=eval_images * (2 if spec.eval.flip else 1) // ctx.world_size)
     rng = RngStateHook(ctx, runtime.device)  # every rank: each resumes with its own CUDA RNG state
     hooks = [EvalHook(evaluate, spec.eval.every), rng]
     if ctx.is_main:

@@ -7,17 +7,29 @@ Order matters at ``after_epoch``: :class:`EvalHook` adds metrics to the epoch re
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reid.engine.checkpoint import model_checkpoint, save_checkpoint, training_checkpoint
 from reid.engine.distributed import DistContext, gather_objects
+from reid.engine.eta import RunClock, RunPlan, format_duration
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import Hook, Timer, Trainer
 from reid.evaluation import EvalResult
+
+
+def evaluates_after(epoch: int, every: int, epochs: int) -> bool:
+    """Whether a run of ``epochs`` epochs that evaluates every ``every`` epochs evaluates after ``epoch`` (1-based).
+
+    Example:
+        >>> [e for e in range(1, 8) if evaluates_after(e, 3, 7)]
+        [3, 6, 7]
+    """
+    return epoch % every == 0 or epoch == epochs
 
 
 class EvalHook(Hook):
@@ -34,8 +46,7 @@ class EvalHook(Hook):
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Evaluate when the epoch number is a multiple of ``every`` or is the last."""
-        epoch = trainer.state.epoch
-        if epoch % self.every == 0 or epoch == trainer.epochs:
+        if evaluates_after(trainer.state.epoch, self.every, trainer.epochs):
             timer = Timer()
             self.latest = self.evaluate()
             trainer.epoch_record.update(self.latest.to_record(), eval_seconds=round(timer.seconds, 3))
@@ -153,51 +164,93 @@ class CheckpointHook(Hook):
 
 
 class ProgressHook(Hook):
-    """A rich progress bar (ETA, loss, img/s, latest metrics), or one plain line per epoch when ``plain``."""
+    """A rich progress bar (loss, img/s, the whole run's remaining time), or one plain line per epoch when ``plain``.
 
-    def __init__(self, console: Console, plain: bool = False):
+    After a short warm-up it prints one ETA line — the measured img/s and the expected wall time
+    of the whole run, training and evaluations (:class:`reid.engine.eta.RunClock`) — in both modes;
+    the bar and every epoch line then show the time left.
+
+    Args:
+        console: where lines and the bar go.
+        plain: no live bar, one line per epoch.
+        eval_forwards: images one evaluation passes through the model in this process (× 2 with flip).
+        eval_every: evaluation period in epochs (:func:`evaluates_after`).
+    """
+
+    def __init__(self, console: Console, plain: bool = False, eval_forwards: int = 0, eval_every: int = 1):
         self.console, self.plain = console, plain
+        self.eval_forwards, self.eval_every = eval_forwards, eval_every
         self.progress: Progress | None = None
+        self.clock: RunClock | None = None
         self._task = None
         self._timer = Timer()
+        self._started = 0.0
         self._images = 0
 
     def before_train(self, trainer: Trainer) -> None:
-        """Start the progress display."""
+        """Start the clock and the progress display."""
+        self._started = time.perf_counter()
+        self.clock = None
         if self.plain:
             return
         self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[left]}"), TextColumn("{task.fields[info]}"),
                                  console=self.console, transient=False)
         self.progress.start()
         total = trainer.epochs * trainer.steps_per_epoch
         done = trainer.state.epoch * trainer.steps_per_epoch + trainer.state.iter_in_epoch
-        self._task = self.progress.add_task("train", total=total, completed=done, epoch=trainer.state.epoch + 1, info="")
+        self._task = self.progress.add_task("train", total=total, completed=done, epoch=trainer.state.epoch + 1,
+                                            info="", left="measuring…")
 
     def before_epoch(self, trainer: Trainer) -> None:
         """Reset the throughput clock."""
         self._timer.reset()
         self._images = 0
 
+    def _time(self, trainer: Trainer) -> None:
+        """Feed the run clock while it measures (synchronising the device so the times are real); print the ETA line."""
+        if self.clock is None:
+            plan = RunPlan(total_steps=trainer.epochs * trainer.steps_per_epoch, steps_per_epoch=trainer.steps_per_epoch,
+                           batch_images=trainer.step_output.batch_size, eval_forwards=self.eval_forwards,
+                           eval_epochs=tuple(e for e in range(1, trainer.epochs + 1)
+                                             if evaluates_after(e, self.eval_every, trainer.epochs)))
+            self.clock = RunClock(plan, start_step=trainer.state.global_step - 1, now=self._started)
+        if not self.clock.ready:
+            trainer.runtime.synchronize()
+            estimate = self.clock.step(trainer.state.global_step, trainer.state.epoch, time.perf_counter())
+            if estimate is not None:
+                self.console.print(estimate.line())
+
+    def time_left(self, trainer: Trainer) -> str | None:
+        """The whole run's remaining time (training and evaluations) as text, once measured."""
+        estimate = (self.clock.estimate(trainer.state.global_step, trainer.state.epoch, time.perf_counter())
+                    if self.clock is not None else None)
+        return f"{format_duration(estimate.remaining_seconds)} left" if estimate is not None else None
+
     def after_step(self, trainer: Trainer) -> None:
-        """Advance the bar; refresh loss and img/s at the trainer's read-back steps (no extra device sync)."""
+        """Advance the bar; refresh loss, img/s and time left at the trainer's read-back steps (no extra device sync)."""
         self._images += trainer.step_output.batch_size
+        self._time(trainer)
         if self.progress is None:
             return
         if trainer.synced:
             info = f"loss {trainer.step_output.values()['loss']:.3f} · {self._images / max(self._timer.seconds, 1e-9):.0f} img/s"
-            self.progress.update(self._task, advance=1, epoch=trainer.state.epoch + 1, info=info)
+            self.progress.update(self._task, advance=1, epoch=trainer.state.epoch + 1, info=info,
+                                 left=self.time_left(trainer) or "measuring…")
         else:
             self.progress.update(self._task, advance=1, epoch=trainer.state.epoch + 1)
 
     def after_epoch(self, trainer: Trainer) -> None:
-        """Print the epoch's line with the latest metrics."""
+        """Print the epoch's line with the latest metrics and the time left."""
         r = trainer.epoch_record
+        if self.clock is not None and "eval_seconds" in r:
+            self.clock.evaluated(r["eval_seconds"])
         parts = [f"epoch {r['epoch']}/{trainer.epochs}", f"loss {r['train_loss']:.4f}", f"lr {r['lr']:.2e}",
                  f"{r['images_per_second']:.0f} img/s"]
         if "rank1" in r:
             parts += [f"R1 {r['rank1']:.3f}", f"mAP {r['mAP']:.3f}", f"mINP {r['mINP']:.3f}", f"val loss {r['val_loss']:.4f}"]
-        self.console.print(" · ".join(parts))
+        left = self.time_left(trainer) if trainer.state.epoch < trainer.epochs else None
+        self.console.print(" · ".join(parts + ([left] if left else [])))
 
     def after_train(self, trainer: Trainer) -> None:
         """Stop the progress display."""
