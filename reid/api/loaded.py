@@ -89,12 +89,15 @@ class LoadedModel:
         epoch: the epoch of the weights (``None`` when unknown).
         num_classes, embedding_dim: the classifier's outputs (``None`` without one) and D.
         normalize: features are L2-normalised before ranking (``eval.normalize`` or cosine distance).
-        runtime: device, precision and memory layout (the run's ``[runtime]`` unless overridden).
+        runtime: device, precision and memory layout of the embedding forwards: the run's ``[runtime]``
+            device and layout, at the run's ``eval.precision`` (fp32 unless the spec says otherwise) or the
+            ``precision`` asked for.
 
     Args:
         checkpoint: a read checkpoint.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        precision: ``auto`` (bf16 where supported), ``bf16``, ``fp16`` or ``fp32``; default: the run's.
+        precision: ``auto`` (bf16 where supported), ``bf16``, ``fp16`` or ``fp32``; default: the run's
+            ``eval.precision`` (``auto`` there: its ``runtime.precision``).
     """
 
     def __init__(self, checkpoint: ModelCheckpoint, device: str = "auto", precision: str | None = None):
@@ -102,7 +105,9 @@ class LoadedModel:
         self.checkpoint, self.epoch = checkpoint.path, checkpoint.epoch
         self.weights_sha256 = weights_digest(checkpoint.state_dict)
         self.num_classes, self.embedding_dim = checkpoint.num_classes, checkpoint.embedding_dim
-        runtime_spec = self.spec.runtime.model_copy(update={"device": device, "precision": precision or self.spec.runtime.precision})
+        eval_precision = self.spec.eval.precision
+        precision = precision or (self.spec.runtime.precision if eval_precision == "auto" else eval_precision)
+        runtime_spec = self.spec.runtime.model_copy(update={"device": device, "precision": precision})
         self.runtime = resolve_runtime(runtime_spec, scope_tf32=True)  # the caller's TF32 settings stay as they are
         self.model = checkpoint.build_model().to(self.runtime.device)
         if self.runtime.channels_last:
@@ -200,7 +205,8 @@ class LoadedModel:
             target = self.evaluation_target(data)
             data, eval, whole_dataset = target.data, eval or target.eval, target.whole_dataset
         built = data if isinstance(data, EvalData) else self.eval_data(data, whole_dataset)
-        return evaluate_model(self.model, built, self.runtime, eval or self.spec.eval, self.preprocess.normalization())
+        eval = (eval or self.spec.eval).model_copy(update={"precision": "auto"})  # self.runtime holds the precision
+        return evaluate_model(self.model, built, self.runtime, eval, self.preprocess.normalization())
 
     def search(self, query: Any, gallery: Any, top_k: int = 10,
                allow_other_checkpoint: bool = False) -> list[SearchResult]:
@@ -250,7 +256,8 @@ def load(path: str | Path, device: str = "auto", precision: str | None = None, w
     Args:
         path: a run directory or a ``.pt`` checkpoint written by ``reid run``.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        precision: autocast precision; default: the run's ``runtime.precision`` (``auto``: bf16 where supported).
+        precision: autocast precision of the embedding forwards; default: the run's ``eval.precision`` (fp32
+            unless the spec says otherwise; its ``auto`` means the run's ``runtime.precision``).
         which: for a run directory, ``best`` (best Rank-1 weights) or ``last`` (the final weights).
 
     Raises:

@@ -79,7 +79,7 @@ class Checkpoint(str, Enum):
 
 
 class Precision(str, Enum):
-    """Autocast precision of a loaded model (``run``: what the run used)."""
+    """Autocast precision of a loaded model's forwards (``run``: the run's ``eval.precision``, fp32 unless it says otherwise)."""
 
     run = "run"
     auto = "auto"
@@ -112,7 +112,7 @@ CheckpointOption = Annotated[Checkpoint, typer.Option("--checkpoint", "-c", help
 """``-c/--checkpoint best|last``: which weights of a run directory."""
 DeviceOption = Annotated[Device, typer.Option("--device", help="where the model runs")]
 """``--device auto|cpu|cuda``."""
-PrecisionOption = Annotated[Precision, typer.Option("--precision", help="autocast precision [default: the run's]")]
+PrecisionOption = Annotated[Precision, typer.Option("--precision", help="autocast precision of the embedding forwards [default: the run's eval.precision, fp32 unless set]")]
 """``--precision run|auto|bf16|fp16|fp32``."""
 
 

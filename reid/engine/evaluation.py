@@ -14,7 +14,7 @@ import torch
 
 from reid.data.loaders import eval_batches
 from reid.engine.distributed import DistContext, gather_rows, shard_indices
-from reid.engine.runtime import Runtime
+from reid.engine.runtime import Runtime, evaluation_runtime
 from reid.evaluation import EvalResult, Evaluator
 from reid.losses import triplet_loss
 from reid.spec import AugmentSpec, EvalSpec
@@ -101,6 +101,10 @@ def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpe
                    margin: float | None = None, ctx: DistContext = DistContext()) -> EvalResult:
     """Evaluate ``model`` on ``data.query`` / ``data.gallery`` (with the validation triplet loss when ``margin``
     is given). Under torchrun every rank extracts a shard and gets the same result.
+
+    The features are embedded at ``spec.precision`` (:func:`~reid.engine.runtime.evaluation_runtime`: fp32
+    by default, whatever ``runtime`` trains in; ``auto`` uses ``runtime`` as it is).
     """
+    runtime = evaluation_runtime(runtime, spec.precision)
     query, gallery = extract_validation(model, data, runtime, spec, augment, ctx)
     return score(query, gallery, spec, data.same_set, margin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -121,20 +121,7 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0, scope_tf32: bool = F
                         fix='use device = "auto" or "cpu", or check CUDA_VISIBLE_DEVICES and the driver')
     use_cuda = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
     device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
-    if spec.precision == "auto":
-        dtype = torch.bfloat16 if bf16_supported(device) else (torch.float16 if use_cuda else None)
-    elif spec.precision == "bf16":
-        if not bf16_supported(device):
-            raise ReidError(f"bf16 is not supported on {device}", where="runtime.precision",
-                            fix='use precision = "auto" or "fp32"')
-        dtype = torch.bfloat16
-    elif spec.precision == "fp16":
-        if not use_cuda:
-            raise ReidError("fp16 autocast is only offered on CUDA", where="runtime.precision",
-                            fix='use "bf16" or "fp32" on the CPU')
-        dtype = torch.float16
-    else:
-        dtype = None
+    dtype = autocast_dtype(spec.precision, device)
     channels_last = spec.channels_last == "on" or (spec.channels_last == "auto" and dtype is not None)
     scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
     tf32 = None
@@ -143,6 +130,50 @@ def resolve_runtime(spec: RuntimeSpec, local_rank: int = 0, scope_tf32: bool = F
     elif use_cuda:
         set_tf32(dtype is not None)
     return Runtime(device=device, dtype=dtype, channels_last=channels_last, scaler=scaler, tf32=tf32)
+
+
+def autocast_dtype(precision: str, device: torch.device, key: str = "runtime.precision") -> torch.dtype | None:
+    """The autocast dtype ``precision`` (``auto``, ``bf16``, ``fp16``, ``fp32``) means on ``device``.
+
+    ``auto``: bf16 where supported natively, else fp16 on CUDA, fp32 (``None``) on the CPU.
+
+    Example:
+        >>> autocast_dtype("fp32", torch.device("cpu")) is None
+        True
+
+    Raises:
+        ReidError: bf16 where it is not supported, fp16 off CUDA (``key`` names the spec key).
+    """
+    use_cuda = device.type == "cuda"
+    if precision == "auto":
+        return torch.bfloat16 if bf16_supported(device) else (torch.float16 if use_cuda else None)
+    if precision == "bf16":
+        if not bf16_supported(device):
+            raise ReidError(f"bf16 is not supported on {device}", where=key, fix='use precision = "auto" or "fp32"')
+        return torch.bfloat16
+    if precision == "fp16":
+        if not use_cuda:
+            raise ReidError("fp16 autocast is only offered on CUDA", where=key, fix='use "bf16" or "fp32" on the CPU')
+        return torch.float16
+    return None
+
+
+def evaluation_runtime(runtime: Runtime, precision: str) -> Runtime:
+    """``runtime`` for embedding at ``eval.precision``: ``auto`` keeps its precision; ``fp32``, ``bf16`` and
+    ``fp16`` replace its autocast dtype, with TF32 on CUDA on only for bf16 / fp16 (scoped to its forwards).
+
+    Evaluation embeds in fp32 by default: bf16 features agree with fp32 ones on only about 97.6 % of
+    nearest neighbours (BENCHMARKS.md), so numbers would depend on the hardware a run happened to use.
+
+    Example:
+        >>> bf16 = Runtime(torch.device("cpu"), torch.bfloat16, channels_last=True)
+        >>> evaluation_runtime(bf16, "fp32").precision, evaluation_runtime(bf16, "auto").precision
+        ('fp32', 'bf16')
+    """
+    if precision == "auto":
+        return runtime
+    dtype = autocast_dtype(precision, runtime.device, key="eval.precision")
+    return replace(runtime, dtype=dtype, scaler=None, tf32=dtype is not None)
 
 
 def set_tf32(enabled: bool) -> None:

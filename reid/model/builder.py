@@ -118,9 +118,19 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images → (B, D) pooled embedding."""
-        for module in self.children():
-            x = module(x)
-        return torch.flatten(x, 1)
+        return self.pool_map(self.feature_map(x))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images → the last feature map, before pooling."""
+        for name, module in self.named_children():
+            if name != "pool":
+                x = module(x)
+        return x
+
+    def pool_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map → (B, D) pooled embedding."""
+        pool = getattr(self, "pool", None)
+        return torch.flatten(x if pool is None else pool(x), 1)
 
     def adopt_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weight-file keys in this backbone's naming: torchvision's already are, so ``state`` as is."""

@@ -53,8 +53,15 @@ class ReidModel(nn.Module):
         return {"features": features, "logits": logits}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) images → (B, D) retrieval features (call in eval mode)."""
-        embedding, _ = self.head(self.backbone(x))
+        """(B, C, H, W) images → (B, D) retrieval features (call in eval mode).
+
+        Under autocast only the convolutions run in reduced precision: pooling and the head (the BN
+        neck) run in float32 on the float32 copy of the last feature map, so a bf16 / fp16 embedding
+        loses no more than its convolutions do. Without autocast this is exactly ``head(backbone(x))``.
+        """
+        fmap = self.backbone.feature_map(x)
+        with torch.autocast(fmap.device.type, enabled=False):
+            embedding, _ = self.head(self.backbone.pool_map(fmap.float()))
         return embedding
 
     @property

@@ -74,7 +74,15 @@ class TimmBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images → (B, D) pooled embedding."""
-        return torch.flatten(self.pool(self.body.forward_features(x)), 1)
+        return self.pool_map(self.feature_map(x))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images → the last feature map, before pooling."""
+        return self.body.forward_features(x)
+
+    def pool_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map → (B, D) pooled embedding."""
+        return torch.flatten(self.pool(x), 1)
 
     def adopt_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Put timm's own parameter names (``conv1.weight``) under ``body.``; reid's (``body.…``, ``pool.…``) stay."""
