@@ -1,4 +1,4 @@
-"""The ``reid`` command line: ``run``, ``eval``, ``embed``, ``search``, ``inspect``, ``report``, ``data``, ``bench``.
+"""The ``reid`` command line: ``run``, ``runs``, ``eval``, ``embed``, ``search``, ``inspect``, ``report``, ``data``, ``bench``.
 
 Each command lives in its own module and attaches itself to :data:`reid.cli.app.app`.
 :func:`main` turns every user mistake into one clear line on stderr and a non-zero exit.
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from reid.cli import bench, data, embed, evaluate, export, inspect, report, run, search  # noqa: F401  (registers the commands)
 from reid.cli import sweep  # noqa: F401  (registers `reid sweep`)
+from reid.cli import runs  # noqa: F401  (registers `reid runs`)
 from reid.cli.app import app
 from reid.errors import ReidError
 

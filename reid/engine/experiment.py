@@ -27,7 +27,8 @@ from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, br
 from reid.engine.evaluation import evaluate_model
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
 from reid.engine.optim import LRSchedule, build_optimizer
-from reid.engine.rundir import RunDir, environment
+from reid.engine.run_status import RunStatusHook, record_outcome
+from reid.engine.rundir import RunDir, RunDirRefused, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
 from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
@@ -59,8 +60,8 @@ def resume_spec(run: RunDir, given: Spec | None) -> Spec:
     saved = load_spec_text(run.spec_text(), source=str(run.path / "spec.toml"))
     if given is not None and given != saved:
         diff = changed_keys(saved.model_dump(), given.model_dump())
-        raise ReidError(f"the spec differs from the one this run was started with ({', '.join(diff)})",
-                        where=str(run.path), fix="resume without a spec, or start a new run with --out")
+        raise RunDirRefused(f"the spec differs from the one this run was started with ({', '.join(diff)})",
+                            where=str(run.path), fix="resume without a spec, or start a new run with --out")
     return saved
 
 
@@ -82,7 +83,7 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     console = console or Console()
     ctx = init_distributed(spec.runtime.device if spec is not None else "auto")
     run = RunDir(out)
-    with run.lock(create=not resume) if ctx.is_main else nullcontext():  # one process per run directory
+    with run.lock(create=not resume) if ctx.is_main else nullcontext(), record_outcome(run, enabled=ctx.is_main):
         return _train_into(run, spec, ctx, resume=resume, force=force, plain=plain, console=console,
                            progress_of_decoding=progress_of_decoding)
 
@@ -93,7 +94,7 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
     out = run.path
     if resume:
         if run.is_finished():
-            raise ReidError("this run is already finished", where=str(out), fix="start a new run with another --out")
+            raise RunDirRefused("this run is already finished", where=str(out), fix="start a new run with another --out")
         spec = resume_spec(run, spec)
     elif ctx.is_main:
         run.create(spec.to_toml(), force=force)
@@ -144,7 +145,7 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
     rng = RngStateHook(ctx, runtime.device)  # every rank: each resumes with its own CUDA RNG state
     hooks = [EvalHook(evaluate, spec.eval.every), rng]
     if ctx.is_main:
-        hooks += [MetricsHook(run, spec.runtime.log_every),
+        hooks += [RunStatusHook(run), MetricsHook(run, spec.runtime.log_every),
                   CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng),
                   progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,

@@ -10,6 +10,7 @@ Layout::
       checkpoints/last.prev.pt  the last.pt before (resumed from when last.pt turns out damaged)
       checkpoints/manifest.json  size and SHA-256 of every verified checkpoint write
       summary.json       written at the end: final and best metrics, wall time, device, versions
+      status.json        how the last session went: running (with its device), failed (its error line), interrupted
       .lock              held (flock) by the process training the run; says which process that is
 """
 
@@ -20,6 +21,7 @@ import os
 import platform
 import socket
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,8 +35,15 @@ SPEC_FILE = "spec.toml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
+STATUS_FILE = "status.json"
 BEST_CKPT, LAST_CKPT = RUN_CHECKPOINTS
 PREV_CKPT, MANIFEST = str(previous_path(Path(LAST_CKPT))), f"checkpoints/{MANIFEST_FILE}"
+LOCK_ATTEMPTS = 10  # tries, 20 ms apart, before a held lock is reported
+
+
+class RunDirRefused(ReidError):
+    """A run directory refused to a session before it trained anything (finished, unfinished, other spec):
+    no failure of the run itself, so :func:`reid.engine.run_status.record_outcome` does not record it."""
 
 
 class RunDir:
@@ -72,6 +81,11 @@ class RunDir:
         """Path of ``summary.json``."""
         return self.path / SUMMARY_FILE
 
+    @property
+    def status_path(self) -> Path:
+        """Path of ``status.json`` (see :mod:`reid.engine.run_status`)."""
+        return self.path / STATUS_FILE
+
     def is_finished(self) -> bool:
         """True once ``summary.json`` exists."""
         return self.summary_path.is_file()
@@ -108,15 +122,51 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            for attempt in range(LOCK_ATTEMPTS):  # a few tries: `reid runs` probes the lock for an instant
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt + 1 < LOCK_ATTEMPTS:
+                        time.sleep(0.02)
+            else:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
                 raise ReidError(f"this run directory is in use by {holder}", where=str(self.path),
-                                fix="wait for that run to end, or stop it; its lock goes with its process") from None
+                                fix="wait for that run to end, or stop it; its lock goes with its process")
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
             yield
+        finally:
+            os.close(fd)
+
+    def held_by(self) -> str | None:
+        """Who holds this run directory's lock right now (``"pid N on HOST"``), or None when no process does.
+
+        Probes the lock without waiting (a shared ``flock`` taken and dropped at once); the file is read,
+        never created. A process that starts the run in that instant retries (see :meth:`lock`).
+
+        Example:
+            >>> import tempfile
+            >>> run = RunDir(Path(tempfile.mkdtemp()) / "r")
+            >>> run.held_by() is None
+            True
+            >>> with run.lock():
+            ...     run.held_by().startswith("pid ")
+            True
+        """
+        import fcntl
+
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
         finally:
             os.close(fd)
 
@@ -125,12 +175,12 @@ class RunDir:
         self._refuse_a_file()
         if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             if self.is_finished() and not force:
-                raise ReidError("this run directory holds a finished run", where=str(self.path),
+                raise RunDirRefused("this run directory holds a finished run", where=str(self.path),
                                 fix="choose another --out, or add --force to overwrite it")
             if not force:
-                raise ReidError("this run directory holds an unfinished run", where=str(self.path),
+                raise RunDirRefused("this run directory holds an unfinished run", where=str(self.path),
                                 fix=f"continue it with --resume {self.path}, or add --force to start over")
-            for name in (METRICS_FILE, SUMMARY_FILE, LAST_CKPT, BEST_CKPT, PREV_CKPT, MANIFEST):
+            for name in (METRICS_FILE, SUMMARY_FILE, STATUS_FILE, LAST_CKPT, BEST_CKPT, PREV_CKPT, MANIFEST):
                 (self.path / name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / SPEC_FILE, spec_toml)
@@ -140,7 +190,7 @@ class RunDir:
         """The resolved spec saved in this run."""
         path = self.path / SPEC_FILE
         if not path.is_file():
-            raise ReidError("not a run directory (no spec.toml)", where=str(self.path),
+            raise RunDirRefused("not a run directory (no spec.toml)", where=str(self.path),
                             fix="pass a directory written by `reid run`")
         return path.read_text(encoding="utf-8")
 
