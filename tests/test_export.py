@@ -158,3 +158,33 @@ def test_cli_exports_a_trained_run(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:  # a user mistake: exit 2 with one line
         main(["export", str(tmp_path / "run"), "--format", "tflite"])
     assert e.value.code == 2
+
+
+def test_a_flip_averaging_run_exports_the_embedding_it_evaluates_with(tmp_path, capsys):
+    """eval.flip = true: the file holds the flip average, and parity is checked against reid.load(...).embed."""
+    import reid
+    from reid.engine.checkpoint import model_checkpoint, model_description, save_checkpoint
+
+    spec = load_spec_text(RUN_SPEC.replace("normalize = true", "normalize = true\nflip = true"))
+    torch.manual_seed(0)
+    net = build_model(spec.model, spec.head, num_classes=5, input_size=(3, 64, 64))
+    with torch.no_grad():
+        net(torch.randn(8, 3, 64, 64) * 2 + 0.5)  # BN statistics off their initial values
+    ckpt = tmp_path / "best.pt"
+    save_checkpoint(model_checkpoint(model_description(spec, net), net, {}), ckpt)
+    main(["export", str(ckpt), "-f", "torchscript", "-o", str(tmp_path / "m.pt"), "--images", "0"])
+    assert "parity holds" in capsys.readouterr().out
+    loaded = reid.load(ckpt, device="cpu")
+    pixels = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    from_file = FORMATS["torchscript"].load(tmp_path / "m.pt")(loaded.preprocess.apply(pixels))
+    torch.testing.assert_close(from_file, loaded.embed(pixels), rtol=1e-5, atol=1e-5)
+    assert FORMATS["torchscript"].read_metadata(tmp_path / "m.pt")["flip"] == "true"
+
+
+def test_parity_compares_with_the_evaluated_embedding_not_the_graph(model, tmp_path):
+    """A file exported without the flip average fails against a model that evaluates with it."""
+    result = export_model(model, PRE, normalize=True, fmt="torchscript", out=tmp_path / "m.pt", metadata={})
+    assert check_parity(result, _images(8)).ok
+    result.graph.flip = True  # what the run evaluates with; the file lacks it
+    report = check_parity(result, _images(8))
+    assert not report.ok and report.min_cosine < 0.9999

@@ -135,11 +135,9 @@ class LoadedModel:
         """:meth:`embed` with the images' names, and identities / cameras read from Market-style file names."""
         items = collect_images(images)
         chunks = []
-        self.model.eval()
         for batch, _ in image_batches(items, self.preprocess.height, self.preprocess.width,
                                       batch_size or self.spec.eval.batch_size):
-            feats = embed_batch(self.model, self.preprocess.apply(batch), self.runtime, self.spec.eval.flip)
-            chunks.append((F.normalize(feats, dim=1) if self.normalize else feats).cpu())
+            chunks.append(self.embed_preprocessed(self.preprocess.apply(batch)))
             if progress is not None:
                 progress(len(batch))
         names = [item.name for item in items]
@@ -150,6 +148,21 @@ class LoadedModel:
         meta = {"reid_version": self._reid_version(), "checkpoint": str(self.checkpoint), "spec_name": self.spec.name,
                 WEIGHTS_KEY: self.weights_sha256}
         return FeatureSet(torch.cat(chunks), names, pids, camids, normalized=self.normalize, meta=meta)
+
+    def embed_preprocessed(self, images: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
+        """Features (float32, CPU) of one batch of already preprocessed float images (``N×3×H×W``, after
+        :attr:`preprocess`): the step :meth:`embed` takes per batch — flip averaging as the run's
+        ``eval.flip`` says, L2-normalised when ``normalize`` (default: as the run ranks).
+
+        Example (``model`` loaded with ``reid.load``)::
+
+            x = model.preprocess.apply(uint8_batch)
+            torch.equal(model.embed_preprocessed(x), model.embed(uint8_batch))  # True
+        """
+        self.model.eval()
+        feats = embed_batch(self.model, images, self.runtime, self.spec.eval.flip)
+        normalize = self.normalize if normalize is None else normalize
+        return (F.normalize(feats, dim=1) if normalize else feats).cpu()
 
     @staticmethod
     def _reid_version() -> str:

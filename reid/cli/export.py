@@ -29,11 +29,11 @@ def export_command(
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="L2-normalise the embedding in the graph [default: as the run evaluates]")] = None,
     images: Annotated[int, typer.Option("--images", min=0, help="validation images in the parity check")] = 64,
 ) -> None:
-    """Export RUN's model (images → the embedding the run evaluates with) and check parity.
+    """Export RUN's model (images → the embedding the run evaluates with, flip-averaged when it flips) and check parity.
 
     The file takes float32 N×3×H×W batches, RGB, pixel/255 then (x − mean) / std — size, mean, std and
     channel order are printed and written into the file's metadata — with a dynamic batch dimension.
-    Random and validation images then go through PyTorch and the file; the command exits 1 if the
+    Random and validation images then go through the loaded model's own embedding and the file; the command exits 1 if the
     smallest cosine similarity is below 0.9999. Examples: `reid export runs/quickstart`,
     `reid export runs/q8 --format torchscript --out q8.pt`.
     """
@@ -49,17 +49,20 @@ def export_command(
     norm = loaded.normalize if normalize is None else normalize
     target = out or (run if run.is_dir() else loaded.checkpoint.parent) / f"model{writer.SUFFIX}"
     meta = {"spec_name": loaded.spec.name, "checkpoint": str(loaded.checkpoint)}
-    result = export_model(loaded.model, loaded.preprocess, norm, fmt.value, target, meta)
+    result = export_model(loaded.model, loaded.preprocess, norm, fmt.value, target, meta, flip=loaded.spec.eval.flip)
     console.print(f"wrote {result.path} ({fmt.value}, {result.path.stat().st_size / 2**20:.1f} MiB)")
     for key, value in result.metadata.items():
         console.print(f"  {key}: {value}")
 
     pre = result.preprocess
     random = torch.randn(16, 3, pre.height, pre.width, generator=torch.Generator().manual_seed(0))
-    reports = [("random images", check_parity(result, random))]
+    def reference(batch):  # what `reid eval` / reid.load(...).embed compute for these images
+        return loaded.embed_preprocessed(batch, normalize=norm)
+
+    reports = [("random images", check_parity(result, random, reference=reference))]
     real = _validation_images(loaded, images, console) if images else None
     if real is not None:
-        reports.append(("validation images", check_parity(result, real)))
+        reports.append(("validation images", check_parity(result, real, reference=reference)))
     for name, report in reports:
         console.print(f"parity, {name}: {report.summary()}")
     broken = [(name, r) for name, r in reports if not r.ok]

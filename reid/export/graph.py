@@ -3,7 +3,9 @@
 The graph maps a float32 batch ``N×3×H×W`` — RGB, pixel values scaled to [0, 1], then
 ``(x − mean) / std`` per channel (exactly :func:`reid.data.transforms.normalize`) — to the ``N×D``
 embedding the run evaluates with (:meth:`reid.model.ReidModel.embed`: after the BN neck where there
-is one), L2-normalised when the run's evaluation normalises. Normalising the pixels stays outside
+is one), averaged with the mirrored image's when the run's evaluation flips (``eval.flip``, in the
+same order of operations as :func:`reid.engine.evaluation.embed_batch`), L2-normalised when the
+run's evaluation normalises. Normalising the pixels stays outside
 the graph, so the exported file takes what the PyTorch model takes.
 
 Example:
@@ -46,7 +48,8 @@ def as_preprocess(p) -> Preprocess:
 
 
 class EmbeddingGraph(nn.Module):
-    """``images → model.embed(images)``, L2-normalised if ``normalize``: the function that is exported.
+    """``images → model.embed(images)`` (averaged with ``model.embed`` of the mirrored images if ``flip``),
+    L2-normalised if ``normalize``: the function that is exported.
 
     Example:
         >>> from reid.model import build_model
@@ -56,31 +59,35 @@ class EmbeddingGraph(nn.Module):
         [1.0, 1.0]
     """
 
-    def __init__(self, model: nn.Module, normalize: bool):
+    def __init__(self, model: nn.Module, normalize: bool, flip: bool = False):
         super().__init__()
         if not hasattr(model, "embed"):
             raise ReidError(f"cannot export a {type(model).__name__}: it has no embed() method",
                             fix="export a reid.model.ReidModel (reid.load(RUN).model)")
-        self.model, self.normalize = model, bool(normalize)
+        self.model, self.normalize, self.flip = model, bool(normalize), bool(flip)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised float images → (N, D) float embeddings."""
         embedding = self.model.embed(images)
+        if self.flip:
+            embedding = (embedding + self.model.embed(torch.flip(images, dims=[3]))) / 2
         return F.normalize(embedding, dim=1) if self.normalize else embedding
 
 
-def describe(pre: Preprocess, normalize: bool, embedding_dim: int) -> dict[str, str]:
+def describe(pre: Preprocess, normalize: bool, embedding_dim: int, flip: bool = False) -> dict[str, str]:
     """The metadata written into an exported file (all values strings): input and output, spelled out."""
     mean, std = (f"({', '.join(f'{v:g}' for v in t)})" for t in (pre.mean, pre.std))
     return {
         "input": f"float32 N×3×{pre.height}×{pre.width}, {pre.channels}, pixel/255 then (x − mean) / std per channel,"
                  f" mean {mean}, std {std}",
-        "output": f"float32 N×{embedding_dim} embedding{', L2-normalised' if normalize else ''}",
+        "output": f"float32 N×{embedding_dim} embedding{', mean with the mirrored image' if flip else ''}"
+                  f"{', L2-normalised' if normalize else ''}",
         "height": str(pre.height),
         "width": str(pre.width),
         "mean": mean,
         "std": std,
         "channels": pre.channels,
         "normalized": "true" if normalize else "false",
+        "flip": "true" if flip else "false",
         "embedding_dim": str(embedding_dim),
     }
