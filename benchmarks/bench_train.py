@@ -167,6 +167,36 @@ def run(w: Workload, iters: int = 10, repeats: int = 3, profile_iters: int = 2) 
     }
 
 
+def fp32_variants(w: Workload, iters: int = 10, repeats: int = 3) -> dict:
+    """reid's engine in fp32 — contiguous NCHW (what ``auto`` picks without bf16), channels_last, one thread — and
+    the plain fp32 loop, timed in turns: whether the easy settings gain anything where there is no bf16.
+    """
+    runtime = w.spec.runtime.model_copy(update={"precision": "fp32", "compile": False})
+    threads = torch.get_num_threads()
+
+    def fp32(channels_last: str) -> Spec:
+        return w.spec.model_copy(update={"runtime": runtime.model_copy(update={"channels_last": channels_last})})
+
+    def one_thread(chunk: Callable[[], int]) -> Callable[[], int]:
+        def timed() -> int:
+            torch.set_num_threads(1)
+            try:
+                return chunk()
+            finally:
+                torch.set_num_threads(threads)
+        return timed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nchw = reid_trainer(w, iters, Path(tmp) / "nchw", spec=fp32("off"))[1]
+        variants = {"nchw": nchw, "channels_last": reid_trainer(w, iters, Path(tmp) / "cl", spec=fp32("on"))[1],
+                    "plain": plain_loop(w, iters)}
+        if threads > 1:
+            variants["one_thread"] = one_thread(nchw)
+        t = interleave(variants, repeats=repeats, warmup=1)
+    return {"threads": threads, "iters": iters, "repeats": repeats,
+            **{f"{name}_img_s": timing.median_rate for name, timing in t.items()}}
+
+
 def run_compile(w: Workload, iters: int = 10, repeats: int = 3,
                 wrap: Callable[[Callable[[], int]], Callable[[], int]] = lambda chunk: chunk, mode: str = "default") -> dict:
     """reid's engine with and without ``runtime.compile`` (torch.compile), in turns; compile time reported apart.

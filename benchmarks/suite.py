@@ -1,7 +1,8 @@
 """The whole benchmark suite in one process: measure, compare with the targets, render.
 
 Sections (``--only`` picks some): ``gemm`` (the machine's matmul peak), ``train`` (reid's
-engine against a plain fp32 loop, with a profile), ``input`` (the loader alone), ``embed``
+engine against a plain fp32 loop, with a profile), ``fp32`` (reid's engine in fp32: NCHW,
+channels_last, one thread, against the plain loop — the path of CPUs without bf16), ``input`` (the loader alone), ``embed``
 (feature extraction), ``eval`` (ranking at Market-1501 size, :mod:`benchmarks.bench_eval`),
 ``memory`` (peak RSS of a short ``reid run``) and, on request only, ``compile``
 (``runtime.compile``). Utilisation — achieved FLOP/s over the measured GEMM peak — needs
@@ -30,8 +31,8 @@ from benchmarks.timing import cpu_snapshot, load_average, machine, others_share
 from benchmarks.workload import QUICK_OVERRIDES, load_workload
 from reid.errors import ReidError
 
-SECTIONS = ("gemm", "train", "input", "embed", "eval", "memory", "compile")
-DEFAULT_SECTIONS = ("gemm", "train", "input", "embed", "eval", "memory")
+SECTIONS = ("gemm", "train", "fp32", "input", "embed", "eval", "memory", "compile")
+DEFAULT_SECTIONS = ("gemm", "train", "fp32", "input", "embed", "eval", "memory")
 BEGIN = "<!-- reid bench: begin (generated; edit outside the markers) -->"
 END = "<!-- reid bench: end -->"
 
@@ -79,7 +80,7 @@ def run_suite(sections: tuple[str, ...] = DEFAULT_SECTIONS, spec_path: str | Pat
     out: dict = {"machine": machine(), "sections": list(sections), "quick": quick, "repeats": repeats,
                  "spec": str(spec_path), "date": _dt.datetime.now().isoformat(timespec="seconds")}
     started, snapshot = time.perf_counter(), cpu_snapshot()
-    model_sections = {"train", "input", "embed", "compile"} & set(sections)
+    model_sections = {"train", "fp32", "input", "embed", "compile"} & set(sections)
     w = load_workload(spec_path, quick=quick, cache_dir=cache_dir) if model_sections else None
 
     def step(name: str, fn: Callable[[], dict]) -> None:
@@ -96,13 +97,14 @@ def run_suite(sections: tuple[str, ...] = DEFAULT_SECTIONS, spec_path: str | Pat
 
     step("gemm", lambda: bench_gemm.run(size["gemm_n"], repeats=max(repeats, 3)))
     step("train", lambda: bench_train.run(w, iters=size["train_iters"], repeats=repeats))
+    step("fp32", lambda: bench_train.fp32_variants(w, iters=size["train_iters"], repeats=repeats))
     step("input", lambda: bench_train.input_pipeline(w, batches=size["input_batches"], repeats=repeats))
     step("embed", lambda: bench_embed.run(w, repeats=repeats))
     step("eval", lambda: bench_eval.run(repeats=repeats, scale=1, **size["eval"]))
     step("memory", lambda: bench_memory.run(spec_path, iters=size["memory_iters"], cache_dir=cache_dir,
                                             overrides=QUICK_OVERRIDES if quick else []))
     step("compile", lambda: bench_train.run_compile(w, iters=size["compile_iters"], repeats=repeats))
-    if w is not None and {"train", "embed"} & set(sections):
+    if w is not None and {"train", "fp32", "embed"} & set(sections):
         from reid.model.flops import count_flops
 
         out["flops_per_image"] = count_flops(w.model()).total  # fvcore: a multiply-add is one flop
@@ -144,6 +146,9 @@ def utilisation(r: dict) -> dict:
         out["train_share"] = out["train_tflops"] / peak(t["precision"])
         out["plain_train_tflops"] = t["plain_img_s"] * 3 * fwd / 1e12
         out["plain_train_share"] = out["plain_train_tflops"] / peak("fp32")
+    if "fp32" in r:
+        out["fp32_train_tflops"] = max(r["fp32"]["nchw_img_s"], r["fp32"]["channels_last_img_s"]) * 3 * fwd / 1e12
+        out["fp32_train_share"] = out["fp32_train_tflops"] / peak("fp32")
     if "embed" in r:
         e = r["embed"]
         out["embed_tflops"] = e["reid_img_s"] * fwd / 1e12
@@ -160,6 +165,17 @@ def rows(r: dict) -> list[Row]:
                        f"{x['reid_img_s']:.1f} ({x['precision']}{', channels_last' if x['channels_last'] else ''})",
                        f"{x['plain_img_s']:.1f} (plain fp32)", f"×{x['speedup']:.2f}", f"≥ ×{t['train_speedup']}",
                        x["speedup"] >= t["train_speedup"]))
+    if "fp32" in r:
+        x = r["fp32"]
+        out.append(Row("fp32 training img/s: channels_last vs contiguous (NCHW)", f"{x['channels_last_img_s']:.1f}",
+                       f"{x['nchw_img_s']:.1f} (reid fp32, NCHW)", f"×{x['channels_last_img_s'] / x['nchw_img_s']:.2f}",
+                       "", None))
+        out.append(Row("fp32 training img/s: reid (NCHW) vs plain fp32 loop", f"{x['nchw_img_s']:.1f}",
+                       f"{x['plain_img_s']:.1f} (plain fp32)", f"×{x['nchw_img_s'] / x['plain_img_s']:.2f}", "", None))
+        if "one_thread_img_s" in x:
+            out.append(Row(f"fp32 training img/s: {x['threads']} threads vs 1", f"{x['nchw_img_s']:.1f}",
+                           f"{x['one_thread_img_s']:.1f} (1 thread)", f"×{x['nchw_img_s'] / x['one_thread_img_s']:.2f}",
+                           "", None))
     if "embed" in r:
         x = r["embed"]
         out.append(Row(f"embedding img/s ({x['images']} images, batch {x['batch']})",
@@ -193,6 +209,10 @@ def rows(r: dict) -> list[Row]:
                        f"≥ {t['train_utilisation']:.0%}", u["train_share"] >= t["train_utilisation"]))
         out.append(Row("plain fp32 training utilisation", f"{u['plain_train_tflops']:.3f} TFLOP/s",
                        f"{g['fp32_peak_tflops']:.3f} TFLOP/s (fp32 GEMM peak)", f"{u['plain_train_share']:.0%}", "", None))
+    if "fp32_train_share" in u:
+        out.append(Row("fp32 training utilisation (faster fp32 layout)", f"{u['fp32_train_tflops']:.3f} TFLOP/s",
+                       f"{r['gemm']['fp32_peak_tflops']:.3f} TFLOP/s (fp32 GEMM peak)", f"{u['fp32_train_share']:.0%}",
+                       "", None))
     if "embed_share" in u:
         p = "bf16" if r["embed"]["precision"] == "bf16" else "fp32"
         out.append(Row("embedding utilisation (forward FLOPs)", f"{u['embed_tflops']:.3f} TFLOP/s",

@@ -49,7 +49,7 @@ def _command(quick: bool, only: Optional[str], out: Optional[Path], spec: Path, 
 def bench(
     spec: Annotated[Path, typer.Argument(metavar="[SPEC]", help="the experiment whose setting is measured")] = DEFAULT_SPEC,
     quick: Annotated[bool, typer.Option("--quick", help="tiny sizes: a smoke run of the machinery in seconds")] = False,
-    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated sections: gemm,train,input,embed,eval,memory,compile")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated sections: gemm,train,fp32,input,embed,eval,memory,compile")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="report file (default BENCHMARKS.md; none with --quick)")] = None,
     spec_option: Annotated[Optional[Path], typer.Option("--spec", hidden=True, help="The older spelling of SPEC.")] = None,
     repeats: Annotated[Optional[int], typer.Option("--repeats", min=1, max=50, help="timed repeats per variant (default 3; 2 with --quick)")] = None,
