@@ -223,6 +223,10 @@ class EvalSpec(_Section):
 
     ``rerank`` turns on k-reciprocal re-ranking (Zhong et al., CVPR 2017) with ``k1``, ``k2`` and
     ``lambda`` (TOML key ``lambda``; in Python ``spec.eval.lambda_``, as ``lambda`` is a keyword).
+
+    ``select_on`` says which split picks ``best.pt`` and ``summary.best`` (:mod:`reid.engine.selection`):
+    never the query / gallery split of a dataset that has its own (Market-1501, DukeMTMC-reID, CUHK03,
+    MSMT17: that split is their test set, and the best epoch on it is an optimistic number).
     """
 
     model_config = ConfigDict(populate_by_name=True)  # merged with _Section's: lambda_ or its alias lambda
@@ -245,6 +249,17 @@ class EvalSpec(_Section):
     k1: int = Field(20, ge=1, description="re-ranking: size of the k-reciprocal neighbourhoods")
     k2: int = Field(6, ge=1, description="re-ranking: neighbours averaged by local query expansion (1: off)")
     lambda_: float = Field(0.3, ge=0, le=1, alias="lambda", description="re-ranking: weight of the original distance")
+    select_on: Literal["auto", "val", "eval", "none"] = Field(
+        "auto", description="what picks best.pt and summary.best. none: nothing (the final epoch's last.pt is the "
+        "model); val: best Rank-1 on a validation split carved from the training identities (val_ids / "
+        "val_fraction; the query / gallery split is still evaluated and the final epoch's numbers are the "
+        "headline); eval: best Rank-1 on the evaluated split, allowed only where it is a validation set (synthetic, "
+        "folder: held-out identities, no separate test set); auto: eval for datasets without their own split, "
+        "none for those with one")
+    val_ids: int | None = Field(None, ge=1, le=100_000, description="select_on = \"val\": identities taken from "
+                                "training for validation (wins over val_fraction)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="select_on = \"val\": share of the training "
+                                "identities taken for validation (when val_ids is not set)")
 
 
 class RuntimeSpec(_Section):

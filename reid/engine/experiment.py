@@ -30,6 +30,7 @@ from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.run_status import RunStatusHook, record_outcome
 from reid.engine.rundir import RunDir, RunDirRefused, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
+from reid.engine.selection import SELECT_KEY, ValidationHook, best_record, resolve_selection, selection_text
 from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
@@ -104,7 +105,10 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
     runtime = resolve_runtime(spec.runtime, local_rank=ctx.local_rank)
     started = time.time()
 
-    data = build_data(spec.data, progress=progress_of_decoding)
+    carve = (spec.eval.val_ids, spec.eval.val_fraction) if spec.eval.select_on == "val" else None
+    data = build_data(spec.data, progress=progress_of_decoding, val=carve)
+    rule = resolve_selection(spec.eval.select_on, data.splits.own_split, data.name)
+    selected_on = selection_text(rule, data.val.identities if data.val is not None else None)
     model = build_model(spec.model, spec.head, num_classes=data.num_classes,
                         input_size=(3, spec.data.height, spec.data.width)).to(runtime.device)
     if runtime.channels_last:
@@ -144,9 +148,13 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
                             eval_forwards=eval_images * (2 if spec.eval.flip else 1) // ctx.world_size)
     rng = RngStateHook(ctx, runtime.device)  # every rank: each resumes with its own CUDA RNG state
     hooks = [EvalHook(evaluate, spec.eval.every), rng]
+    if data.val is not None:  # the validation split that picks best.pt, evaluated as the test split is
+        hooks.insert(1, ValidationHook(lambda: evaluate_model(model, data.val, runtime, spec.eval, spec.augment, ctx=ctx),
+                                       spec.eval.every))
     if ctx.is_main:
         hooks += [RunStatusHook(run), MetricsHook(run, spec.runtime.log_every),
-                  CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng),
+                  CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng,
+                                 select_key=SELECT_KEY[rule], selected_on=selected_on),
                   progress]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
@@ -160,18 +168,19 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
                       f"{data.num_classes} training identities · {trainer.steps_per_epoch} iterations/epoch · evaluation: "
                       f"protocol {protocol} "
                       + (f"(leave-one-out over {len(data.query)} images)" if data.same_set
-                         else f"({len(data.query)} queries, {len(data.gallery)} gallery)"))
+                         else f"({len(data.query)} queries, {len(data.gallery)} gallery)")
+                      + f" · model selection: {selected_on}")
     try:
         trainer.train()
     except TrainingInterrupted as e:
-        raise TrainingInterrupted(e.what, where=str(out), fix=f"continue with `reid run --resume {out}`") from None
+        raise type(e)(e.what, where=str(out), fix=f"continue with `reid run --resume {out}`") from None
     finally:
         progress.close()
     barrier(ctx)
     if not ctx.is_main:
         cleanup(ctx)
         return None
-    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol,
+    summary = summarise(run, spec, runtime.describe(), data.describe(), model, protocol, rule, selected_on,
                         session_seconds=time.time() - started)
     run.write_summary(summary)
     cleanup(ctx)
@@ -216,14 +225,16 @@ def wrap_for_training(model: torch.nn.Module, spec: Spec, ctx: DistContext, runt
 
 
 def summarise(run: RunDir, spec: Spec, device: dict, dataset: DatasetInfo, model: torch.nn.Module, protocol: str,
-              session_seconds: float) -> RunSummary:
-    """Final and best metrics, wall time, device, dataset, model size and library versions."""
+              rule: str, selected_on: str, session_seconds: float) -> RunSummary:
+    """Final metrics (the headline), the epoch the selection ``rule`` picked (:mod:`reid.engine.selection`),
+    wall time, device, dataset, model size and library versions."""
     epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
-    evaluated = [EpochMetrics.from_json(r) for r in epochs if "rank1" in r]
+    evaluated = [r for r in epochs if "rank1" in r]
+    best = best_record(evaluated, rule)
     return RunSummary(
         name=spec.name, run_dir=str(run.path), epochs=len(epochs),
-        final=evaluated[-1] if evaluated else None,
-        best=max(evaluated, key=lambda m: m.rank(1)) if evaluated else None,
+        final=EpochMetrics.from_json(evaluated[-1]) if evaluated else None,
+        best=EpochMetrics.from_json(best) if best is not None else None, selection=selected_on,
         wall_seconds=round(sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in epochs), 2),
         last_session_seconds=round(session_seconds, 2),
         mean_images_per_second=round(sum(r["images_per_second"] for r in epochs) / max(len(epochs), 1), 2),

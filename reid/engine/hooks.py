@@ -131,7 +131,8 @@ class RngStateHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` on a new best Rank-1.
+    """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` when the epoch record's
+    ``select_key`` (:data:`reid.engine.selection.SELECT_KEY`) reaches a new best — never when it is ``None``.
 
     Args:
         run: the run directory.
@@ -139,18 +140,22 @@ class CheckpointHook(Hook):
         description: :func:`reid.engine.checkpoint.model_description` of the model (stored in every checkpoint).
         best: the best metrics so far (when resuming).
         rng: the hook that collects every rank's CUDA RNG state (saved with the training state).
+        select_key: the metric that picks ``best.pt`` (``rank1``, ``val_rank1``) or ``None`` for no ``best.pt``.
+        selected_on: what picked it, in words (stored in the checkpoint's ``best``).
     """
 
     def __init__(self, run: RunDir, every: int, description: dict, best: dict | None = None,
-                 rng: RngStateHook | None = None):
+                 rng: RngStateHook | None = None, select_key: str | None = "rank1", selected_on: str = ""):
         self.run, self.every, self.description, self.rng = run, every, description, rng
         self.best = best or {}
+        self.select_key, self.selected_on = select_key, selected_on
 
     def after_epoch(self, trainer: Trainer) -> None:
-        """Save the resumable state, and the weights when Rank-1 improved."""
-        record = trainer.epoch_record
-        if "rank1" in record and record["rank1"] > self.best.get("rank1", -1.0):
-            self.best = {k: record[k] for k in ("epoch", "rank1", "mAP", "mINP") if k in record}
+        """Save the resumable state, and the weights when the selection metric improved."""
+        record, key = trainer.epoch_record, self.select_key
+        if key is not None and key in record and record[key] > self.best.get(key, -1.0):
+            self.best = {k: record[k] for k in ("epoch", "rank1", "mAP", "mINP", key) if k in record}
+            self.best["selected_on"] = self.selected_on
             save_checkpoint(model_checkpoint(self.description, trainer.model, self.best), self.run.best_checkpoint)
         if trainer.state.epoch % self.every == 0 or trainer.state.epoch == trainer.epochs:
             save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)

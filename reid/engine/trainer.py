@@ -4,10 +4,13 @@ The loop owns only what every run does: iterate the loader, forward, loss, backw
 schedule. Hooks see the :class:`Trainer` and read or add to its state at five points:
 ``before_train``, ``before_epoch``, ``after_step``, ``after_epoch``, ``after_train``.
 
-Ctrl-C (SIGINT) and SIGTERM do not interrupt a step half-way: they set a flag, the loop
+Ctrl-C (SIGINT), SIGTERM and SIGUSR2 do not interrupt a step half-way: they set a flag, the loop
 finishes the current step, hooks get ``on_interrupt`` (the checkpoint hook saves a resumable
-state), and :class:`TrainingInterrupted` is raised. A second Ctrl-C aborts at once. Under
-torchrun the ranks agree on stopping at read-back steps (below), so they stop together.
+state), and :class:`TrainingInterrupted` is raised — :class:`TrainingPreempted` for SIGTERM and
+SIGUSR2, the signals a scheduler sends before it preempts a job or its time runs out (Slurm sends
+SIGTERM; submitit asks Slurm for SIGUSR2 ahead of time). A second Ctrl-C aborts at once; repeated
+preemption signals change nothing (Slurm and submitit may both send one). Under torchrun the
+ranks agree on stopping at read-back steps (below), so they stop together.
 
 No value goes back to the host on ordinary steps (on a GPU, a read-back stalls the queue
 until the step has run). Each step notes on the device whether its loss was finite; the loss
@@ -32,9 +35,25 @@ from reid.errors import ReidError
 
 
 class TrainingInterrupted(ReidError):
-    """Raised after a Ctrl-C / SIGTERM once a resumable checkpoint has been saved."""
+    """Raised after a Ctrl-C (or a preemption signal: :class:`TrainingPreempted`) once a resumable checkpoint has
+    been saved."""
 
     exit_code = 130
+
+
+class TrainingPreempted(TrainingInterrupted):
+    """Raised after SIGTERM / SIGUSR2 (a scheduler's preemption or time-out notice) once a resumable checkpoint
+    has been saved.
+
+    Its exit code, 144, is the one submitit requeues a job on (``LOCAL_REQUEUE_RETURN_CODE`` of its job
+    controller); :class:`reid.sweep.slurm.RunJob` requeues its job when ``reid run`` exits with it.
+    """
+
+    exit_code = 144
+
+
+#: the signals that stop training between two steps; all but SIGINT mean "preempted, save and requeue"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
 class NonFiniteLoss(ReidError):
@@ -60,7 +79,7 @@ class Hook:
         """Called once after the last epoch."""
 
     def on_interrupt(self, trainer: Trainer) -> None:
-        """Called when Ctrl-C / SIGTERM stops training between two steps."""
+        """Called when Ctrl-C / SIGTERM / SIGUSR2 stops training between two steps."""
 
 
 @dataclass
@@ -126,6 +145,7 @@ class Trainer:
     synced: bool = False  # whether this step's loss was read back (hooks may read step_output.values())
     epoch_record: dict[str, Any] = field(default_factory=dict)
     _stop_requested: bool = False  # a signal arrived in this process
+    _stop_signal: int | None = None  # the first one
     _stopping: bool = False  # every process agreed to stop
     _first_bad: torch.Tensor | None = field(default=None, repr=False)  # (global step, loss) of the first NaN/inf
 
@@ -141,7 +161,7 @@ class Trainer:
 
     def train(self) -> None:
         """Train from ``self.state`` to the last epoch (resumes mid-epoch if the state says so)."""
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
         try:
             for s in previous:
                 signal.signal(s, self._request_stop)
@@ -156,6 +176,9 @@ class Trainer:
             if self._stopping:
                 self.check_finite()
                 self._call("on_interrupt")
+                if self._stop_signal in (signal.SIGTERM, signal.SIGUSR2):
+                    raise TrainingPreempted(f"training stopped by {signal.Signals(self._stop_signal).name} "
+                                            "(preempted or out of time); a resumable checkpoint was saved")
                 raise TrainingInterrupted("training stopped by a signal; a resumable checkpoint was saved")
             self._call("after_train")
         finally:
@@ -163,9 +186,10 @@ class Trainer:
                 signal.signal(s, handler)
 
     def _request_stop(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:
+        if self._stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self._stop_requested = True
+        if not self._stop_requested:
+            self._stop_requested, self._stop_signal = True, signum
 
     def _train_epoch(self) -> None:
         self.loader.set_epoch(self.state.epoch)

@@ -2,10 +2,12 @@
 
 Each job runs :class:`RunJob`, which starts its run (``reid run SPEC --out RUN …``) or, when the
 run directory already holds a started run, resumes it (``reid run --resume RUN``). On preemption or
-time-out submitit calls the job's ``checkpoint`` method (inherited from
-:class:`submitit.helpers.Checkpointable`: requeue the same callable) while Slurm sends the training
-process SIGTERM, on which ``reid run`` saves a resumable checkpoint; the requeued job then resumes
-the run from it. Submission folders and logs go to ``OUT/submitit/``, and ``OUT/submitit/jobs.json``
+time-out Slurm signals the job's processes (SIGUSR2 ahead of time, as submitit asks, and SIGTERM);
+``reid run`` then finishes its step, saves a resumable checkpoint and exits with code 144
+(:class:`~reid.engine.trainer.TrainingPreempted`). submitit's handler in the job calls
+:meth:`RunJob.checkpoint`, which passes the signal on to ``reid run`` if it did not get one and waits for
+that save, then requeues the same callable; the requeued job resumes the run from the checkpoint. When
+only ``reid run`` was signalled, :class:`RunJob` sees exit code 144 and asks submitit to requeue all the same. Submission folders and logs go to ``OUT/submitit/``, and ``OUT/submitit/jobs.json``
 records which job trains which run: a sweep launched again while its jobs are still queued or running
 (its submitter was killed, the login node rebooted) waits for those jobs instead of submitting copies.
 
@@ -18,7 +20,10 @@ Needs the ``sweep`` extra (``pip install 'reid[sweep]'``). Example::
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +32,7 @@ import submitit
 
 from reid.engine.checkpoint import atomic_write_text
 from reid.engine.rundir import RunDir
+from reid.engine.trainer import TrainingPreempted
 from reid.sweep.local import Outcome, skip_finished
 from reid.sweep.plan import Plan, PlannedRun
 
@@ -56,23 +62,76 @@ class SlurmResources:
 class RunJob(submitit.helpers.Checkpointable):
     """The callable one job runs: start or resume one run directory, then return its path.
 
-    It holds no state of its own (the run directory is the state), so the inherited ``checkpoint``
-    (requeue this callable with the same arguments) resumes the run after a preemption.
+    It holds no state of its own (the run directory is the state), so the requeued copy that
+    :meth:`checkpoint` returns (this callable with the same arguments) resumes the run after a preemption.
+
+    Attributes:
+        save_timeout_s: how long :meth:`checkpoint` waits for ``reid run`` to save before requeueing anyway
+            (Slurm's ``--signal=USR2@90`` gives 90 s before the end).
     """
+
+    save_timeout_s: float = 80.0
 
     def __init__(self, start: list[str], resume: list[str], run_dir: str):
         self.start, self.resume, self.run_dir = start, resume, run_dir
+        self._child: subprocess.Popen | None = None
+
+    def __getstate__(self) -> dict:
+        """Pickled without the running ``reid run`` process (submitit pickles the job to requeue it)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_child"}
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore from :meth:`__getstate__` (no running process)."""
+        self.__dict__.update(state, _child=None)
 
     def __call__(self) -> str:
-        """Run (or resume) the run; raise if ``reid run`` fails."""
+        """Run (or resume) the run; raise if ``reid run`` fails; requeue the job if it was preempted."""
         run = RunDir(self.run_dir)
         if run.is_finished():
             return self.run_dir
         command = self.resume if (run.path / "spec.toml").is_file() else self.start
-        status = subprocess.run(command).returncode
+        self._child = subprocess.Popen(command)
+        status = self._child.wait()
+        if status == TrainingPreempted.exit_code and not run.is_finished():
+            _ask_submitit_to_requeue()
         if status != 0 or not run.is_finished():
             raise RuntimeError(f"`{' '.join(command)}` exited with status {status}")
         return self.run_dir
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit on the preemption / time-out signal, before it requeues the job: make sure
+        ``reid run`` has saved (send it SIGUSR2 — a no-op when Slurm signalled it already — and wait for it to
+        exit), then return this callable to run again."""
+        child = self._child
+        if child is not None and child.returncode is None:
+            child.send_signal(signal.SIGUSR2)
+            _wait_for_exit(child, self.save_timeout_s)  # if it does not end in time, the run resumes from an older save
+        return super().checkpoint(*args, **kwargs)
+
+
+def _wait_for_exit(child: subprocess.Popen, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for ``child`` to end. Works inside a signal handler that interrupted
+    ``child.wait()`` (whose lock makes a second ``wait`` or ``poll`` on the same thread never see the exit)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already
+            return
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return
+        time.sleep(0.05)
+
+
+def _ask_submitit_to_requeue() -> None:
+    """Send this job process submitit's preemption signal, whose handler (installed in every submitit job)
+    calls :meth:`RunJob.checkpoint`, requeues the job and exits; without that handler, return."""
+    sig = submitit.JobEnvironment._usr_sig()
+    if not callable(signal.getsignal(sig)):
+        return
+    os.kill(os.getpid(), sig)
+    time.sleep(5)  # the handler runs on this (main) thread as soon as the signal arrives, and exits
 
 
 def job_for(plan: Plan, run: PlannedRun, resources: SlurmResources) -> RunJob:
