@@ -275,6 +275,7 @@ class RuntimeSpec(_Section):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: all cores)")
     log_every: int = Field(10, ge=1, description="iterations between logged training losses")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    tensorboard: bool = Field(True, description="write TensorBoard event files under RUN/tb/ (rank 0)")
     sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun")
 
 

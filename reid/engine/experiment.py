@@ -32,6 +32,7 @@ from reid.engine.rundir import RunDir, RunDirRefused, environment
 from reid.engine.runtime import resolve_runtime, seed_everything, set_threads
 from reid.engine.selection import SELECT_KEY, ValidationHook, best_record, resolve_selection, selection_text
 from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.tracking import tracking_hooks
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
 from reid.evaluation import EvalResult, resolve_protocol
@@ -155,7 +156,7 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
         hooks += [RunStatusHook(run), MetricsHook(run, spec.runtime.log_every),
                   CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng,
                                  select_key=SELECT_KEY[rule], selected_on=selected_on),
-                  progress]
+                  progress, *tracking_hooks(run, spec)]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
                       sync_every=spec.runtime.log_every,
