@@ -214,7 +214,8 @@ def test_a_page_for_an_arbitrary_run_has_its_figures_and_numbers(seed_runs, tmp_
     s = _summary(run)
     for key in ("rank1", "rank5", "mAP", "mINP"):
         assert pct(s["final"][key]) in page and pct(s["best"][key]) in page
-    assert f"final (epoch {s['final']['epoch']})" in page and f"best Rank-1 (epoch {s['best']['epoch']})" in page
+    assert f"final (epoch {s['final']['epoch']})" in page and f"selected (epoch {s['best']['epoch']})" in page
+    assert "Model selection (what picked the checkpoint): best Rank-1 on the evaluated split (held-out" in page
     assert s["device"]["device_name"] in page and f"{s['wall_seconds']:.1f} s" in page
     assert f"{s['mean_images_per_second']:.1f} images/s" in page and f"{s['parameters']:,}" in page
     assert "| `head.type` | `\"classifier\"` | `\"bnneck\"` |" in page and "| `seed` |" not in page

@@ -104,7 +104,9 @@ class ReidData:
         same_set: query and gallery are the same set (leave-one-out): each query must be
             excluded from its own gallery.
         num_classes: training identities (the classifier's output size).
-        splits: the parsed samples (original pids) and skip counts.
+        splits: the parsed samples (original pids) and skip counts (``splits.train`` without the validation
+            identities when ``val`` is carved).
+        val: a validation split carved from the training identities (model selection), or ``None``.
     """
 
     name: str
@@ -114,6 +116,7 @@ class ReidData:
     same_set: bool
     num_classes: int
     splits: Splits
+    val: ValData | None = None
 
     def describe(self) -> DatasetInfo:
         """Counts per split, classifier size, triplet count, protocol hint, skipped and converted images."""
@@ -122,25 +125,88 @@ class ReidData:
                        cache=self.train.cache)
 
 
-def build_data(spec: DataSpec, cache_dir: str | Path | None = None, progress: Progress = no_progress) -> ReidData:
+@dataclass
+class ValData:
+    """A validation split carved from training identities: query / gallery :class:`ImageSet` s (original pids)
+    that :func:`reid.engine.evaluation.evaluate_model` takes like any evaluation data.
+
+    Attributes:
+        query, gallery: the images (``gallery is query`` when ``same_set``).
+        same_set: leave-one-out (used when no identity has a second camera to give a gallery).
+        identities: how many training identities were set aside.
+    """
+
+    query: ImageSet
+    gallery: ImageSet
+    same_set: bool
+    identities: int
+
+
+def carve_validation(train: list[Sample], val_ids: int | None, val_fraction: float,
+                     seed: int) -> tuple[list[Sample], list[Sample], list[Sample], bool]:
+    """Set whole training identities aside for validation: ``(train, val query, val gallery, same_set)``.
+
+    ``val_ids`` identities (else ``val_fraction`` of them, at least one, leaving at least one for
+    training), drawn with ``seed``; their images split one query per identity and camera, the rest
+    gallery — or, when that leaves no gallery, one leave-one-out set.
+
+    Example:
+        >>> samples = [Sample(f"{p}_{i}.jpg", p, i % 2) for p in range(10) for i in range(4)]
+        >>> train, q, g, same = carve_validation(samples, val_ids=2, val_fraction=0.1, seed=0)
+        >>> len({s.pid for s in train}), len(q), len(g), same
+        (8, 4, 4, False)
+
+    Raises:
+        ReidError: too few training identities to set any aside.
+    """
+    from reid.data.formats import query_gallery_split
+    from reid.data.split import split_identities
+
+    pids = sorted({s.pid for s in train})
+    if len(pids) < 2 or (val_ids is not None and val_ids >= len(pids)):
+        raise ReidError(f"cannot set {val_ids or 'a share of'} of {len(pids)} training identities aside for "
+                        "validation", where="eval.val_ids" if val_ids is not None else "eval.val_fraction",
+                        fix=f"use at most {max(len(pids) - 1, 0)} validation identities, or eval.select_on = \"none\"")
+    n_val = val_ids if val_ids is not None else None
+    kept, held = split_identities(pids, None if n_val is None else len(pids) - n_val,
+                                  None if n_val is not None else 1 - val_fraction, seed)
+    held_set = set(held)
+    val = [s for s in train if s.pid in held_set]
+    query, gallery = query_gallery_split(val, seed)
+    if not query or not gallery:
+        return [s for s in train if s.pid not in held_set], val, val, True
+    return [s for s in train if s.pid not in held_set], query, gallery, False
+
+
+def build_data(spec: DataSpec, cache_dir: str | Path | None = None, progress: Progress = no_progress,
+               val: tuple[int | None, float] | None = None) -> ReidData:
     """Parse, split, relabel and load the dataset ``spec`` describes.
 
     Args:
         spec: the ``[data]`` table.
         cache_dir: where generated data (synthetic) is cached; default :func:`default_cache_dir`.
         progress: told how decoding advances, per split (:data:`reid.data.imageset.Progress`).
+        val: ``(val_ids, val_fraction)``: carve a validation split from the training identities
+            (:func:`carve_validation`, seeded by ``data.split_seed``); they are then not trained on.
 
     Raises:
         ReidError: missing or malformed dataset, bad images, impossible split.
     """
     splits = prepare_splits(spec, cache_dir)
-    labels, mapping = relabel(splits.train)
     args = dict(height=spec.height, width=spec.width, cache=spec.cache, workers=spec.workers, cache_dir=cache_dir,
                 progress=progress, cache_key=spec.cache_key)
+    val_data = None
+    if val is not None:
+        kept, val_query, val_gallery, val_same = carve_validation(splits.train, *val, seed=spec.split_seed)
+        splits = replace(splits, train=kept)
+        vq = ImageSet(val_query, **args)
+        val_data = ValData(vq, vq if val_same else ImageSet(val_gallery, **args), val_same,
+                           len({s.pid for s in val_query}))
+    labels, mapping = relabel(splits.train)
     train = ImageSet(splits.train, pids=labels, **args)
     query = ImageSet(splits.query, **args)
     gallery = query if splits.same_set else ImageSet(splits.gallery, **args)
-    return ReidData(splits.name, train, query, gallery, splits.same_set, len(mapping), splits)
+    return ReidData(splits.name, train, query, gallery, splits.same_set, len(mapping), splits, val_data)
 
 
 @dataclass

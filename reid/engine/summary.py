@@ -146,13 +146,16 @@ class RunSummary:
         name: the spec's name.
         run_dir: the run directory as written.
         epochs: epochs trained.
-        final: the last evaluated epoch (None when nothing was evaluated).
-        best: the evaluated epoch with the best Rank-1 (None when nothing was evaluated).
+        final: the last evaluated epoch (None when nothing was evaluated): the headline numbers.
+        best: the epoch the model-selection rule picked, with its numbers on the evaluated split (None when the
+            rule selects nothing, ``eval.select_on = "none"``, or nothing was evaluated).
         wall_seconds: training + evaluation time over all sessions.
         last_session_seconds: wall time of the last session (start to end, building included).
         mean_images_per_second: mean training throughput over epochs.
         device, dataset, evaluation, environment: see the classes.
         parameters: the model's parameter count.
+        selection: what picked ``best`` (and ``best.pt``), in words (:func:`reid.engine.selection.selection_text`);
+            summaries written before it was recorded picked the best Rank-1 on the evaluated split.
     """
 
     name: str
@@ -168,6 +171,7 @@ class RunSummary:
     evaluation: EvalSettings
     parameters: int
     environment: Versions
+    selection: str = "best Rank-1 on the evaluated split"
 
     def to_json(self) -> dict[str, Any]:
         """The ``summary.json`` object (``final`` / ``best`` are ``{}`` when nothing was evaluated)."""
@@ -179,7 +183,7 @@ class RunSummary:
             "mean_images_per_second": self.mean_images_per_second,
             "device": self.device.to_json(), "dataset": self.dataset.to_json(),
             "evaluation": self.evaluation.to_json(), "parameters": self.parameters,
-            "environment": self.environment.to_json(),
+            "environment": self.environment.to_json(), "selection": self.selection,
         }
 
     @classmethod
@@ -194,4 +198,5 @@ class RunSummary:
             device=DeviceInfo.from_json(data["device"]), dataset=DatasetInfo.from_json(data["dataset"]),
             evaluation=EvalSettings.from_json(data["evaluation"]), parameters=int(data["parameters"]),
             environment=Versions.from_json(data.get("environment", {})),
+            **({"selection": data["selection"]} if "selection" in data else {}),
         )

@@ -65,11 +65,15 @@ def val_loss_text(run: Run) -> str:
 
 
 def final_table(run: Run) -> str:
-    """Final and best values of every logged metric (the run must have an evaluated epoch)."""
+    """Final values of every logged metric (the headline) and those of the epoch the run's model-selection rule
+    picked, followed by a line naming that rule (the run must have an evaluated epoch)."""
     final, best = run.summary.final, run.summary.best
-    rows = [[label, pct(get(final)), pct(get(best))] for label, get in scores(run.spec.eval.ranks)]
-    rows.append(["validation loss", num(final.val_loss), num(best.val_loss)])
-    return table(["metric", f"final (epoch {final.epoch})", f"best Rank-1 (epoch {best.epoch})"], rows, align="lrr")
+    epochs = [final] if best is None else [final, best]
+    rows = [[label, *(pct(get(m)) for m in epochs)] for label, get in scores(run.spec.eval.ranks)]
+    rows.append(["validation loss", *(num(m.val_loss) for m in epochs)])
+    header = ["metric", f"final (epoch {final.epoch})"] + ([] if best is None else [f"selected (epoch {best.epoch})"])
+    return (table(header, rows, align="l" + "r" * len(epochs))
+            + f"\n\nModel selection (what picked the checkpoint): {run.summary.selection}.")
 
 
 def cost_table(run: Run) -> str:
@@ -107,8 +111,9 @@ def observations(run: Run) -> str:
     ordered = all(r[a] <= r[b] for r in ev for a, b in zip(ranks, ranks[1:]))
     items = [
         f"Rank-1 went from {pct(first['rank1'])} (epoch {first['epoch']}) to {pct(last['rank1'])} (epoch "
-        f"{last['epoch']}); best {pct(best.rank(1))} at epoch {best.epoch}. mAP: {pct(first['mAP'])} → "
-        f"{pct(last['mAP'])}.",
+        f"{last['epoch']})"
+        + (f"; the selected epoch {best.epoch} has {pct(best.rank(1))}" if best is not None else "")
+        + f". mAP: {pct(first['mAP'])} → {pct(last['mAP'])}.",
         f"Training loss (epoch mean): {num(ep[0]['train_loss'])} → {num(ep[-1]['train_loss'])}; validation loss: "
         f"{num(first['val_loss'])} → {num(last['val_loss'])}.",
         f"{' ≤ '.join(metric_label(k) for k in ranks)} at every epoch: "
