@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from reid.engine.hooks import evaluates_after
 from reid.engine.trainer import Hook, Trainer
 from reid.errors import ReidError
 from reid.evaluation import EvalResult
@@ -90,7 +91,6 @@ class ValidationHook(Hook):
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Validate on the evaluation epochs."""
-        epoch = trainer.state.epoch
-        if epoch % self.every == 0 or epoch == trainer.epochs:
+        if evaluates_after(trainer.state.epoch, self.every, trainer.epochs):
             record = self.validate().to_record()
             trainer.epoch_record.update({VAL_PREFIX + k: v for k, v in record.items() if k not in ("cmc", "val_loss")})
