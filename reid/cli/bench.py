@@ -25,16 +25,25 @@ DEFAULT_SPEC = Path("specs/q8.toml")
 
 
 def _suite():
-    """Import :mod:`benchmarks.suite` from the source checkout this package lives in."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "benchmarks" / "suite.py").is_file() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    """Import :mod:`benchmarks.suite` from a source checkout: the one this package lives in (``pip install -e .``),
+    else the current folder.
+
+    Raises:
+        ReidError: neither is a checkout, as when reid is installed from a wheel (the benchmarks are not in it).
+    """
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "benchmarks" / "suite.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            break
     try:
         return importlib.import_module("benchmarks.suite")
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("benchmarks"):
-            raise ReidError("the benchmarks are not installed with the package", where="reid bench",
-                            fix="run `reid bench` from a source checkout (pip install -e .)") from None
+            raise ReidError("it needs the benchmarks/ folder of a source checkout, which an installed wheel does not "
+                            "include", where="reid bench",
+                            fix="run it inside a checkout of the reid repository (cd into it; `pip install -e .` "
+                                "there makes `reid` use it)") from None
         raise
 
 
