@@ -9,6 +9,7 @@ so the numbers in BENCHMARKS.md stay the ones the command computed::
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 
@@ -26,12 +27,13 @@ def write_block(path: str | Path, block: str, begin: str, end: str) -> None:
 
 
 def copied_block(name: str, source: Path) -> tuple[str, str, str]:
-    """(block, begin, end): ``source``'s Markdown without its ``#`` title, between markers named ``name``.
+    """(block, begin, end): ``source``'s Markdown without its first heading and without the markers of the block
+    it was written as (a copy holds only its own), between markers named ``name``.
 
     Example:
         >>> import tempfile
         >>> md = Path(tempfile.mkdtemp()) / "sweep.md"
-        >>> _ = md.write_text("# Sweep of `x.toml`\\n\\n| a |\\n| --: |\\n| 1 |\\n")
+        >>> _ = md.write_text("<!-- x: begin (generated) -->\\n## Sweep of `x.toml`\\n\\n| a |\\n| --: |\\n| 1 |\\n<!-- x: end -->\\n")
         >>> print(copied_block("demo", md)[0])  # doctest: +ELLIPSIS
         <!-- demo: begin (copied from ...sweep.md by benchmarks/markdown_block.py; edit outside the markers) -->
         | a |
@@ -40,8 +42,10 @@ def copied_block(name: str, source: Path) -> tuple[str, str, str]:
         <!-- demo: end -->
         <BLANKLINE>
     """
-    text = source.read_text(encoding="utf-8").strip()
-    if text.startswith("# "):
+    lines = [line for line in source.read_text(encoding="utf-8").strip().splitlines()
+             if not re.fullmatch(r"<!-- [^>]*: (begin|end)\b[^>]*-->", line.strip())]
+    text = "\n".join(lines).strip()
+    if text.startswith("#"):
         text = text.partition("\n")[2].strip()
     begin = f"<!-- {name}: begin (copied from {source} by benchmarks/markdown_block.py; edit outside the markers) -->"
     end = f"<!-- {name}: end -->"
