@@ -105,7 +105,8 @@ def collect_images(inputs: Any) -> list[ImageItem]:
             elif path.is_file():
                 items.append(ImageItem(str(path), path))
             else:
-                raise ReidError("no such file or folder", where=str(path), fix="check the path")
+                raise ReidError("a symbolic link that leads nowhere (dangling, or a loop)" if path.is_symlink()
+                                else "no such file or folder", where=str(path), fix="check the path")
         else:
             kind = "PIL image" if isinstance(obj, Image.Image) else ("tensor" if isinstance(obj, torch.Tensor) else "array")
             items.append(ImageItem(f"<{kind} {i}>", obj))

@@ -92,7 +92,7 @@ def cache_key(paths: Sequence[str | Path], height: int, width: int, mode: str = 
         raise ValueError(f"unknown cache key mode {mode!r}: one of {', '.join(KEY_MODES)}")
     h = hashlib.sha256(f"reid-decoded v{DECODE_RULES_VERSION} {height}x{width} {len(paths)} {mode}\n".encode())
     for p in paths:
-        h.update(f"{os.path.abspath(p)}\0{_file_identity(p, mode)}\n".encode())
+        h.update(f"{os.path.abspath(p)}\0{_file_identity(p, mode)}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:40]
 
 

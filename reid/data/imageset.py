@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import warnings
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,19 @@ def _to_rgb8(img: Image.Image) -> tuple[Image.Image, bool]:
     return img.convert("RGB"), True
 
 
+def _open_image(path: Path) -> Image.Image:
+    """``Image.open`` without PIL's warning for large images (they are resized right away); images past PIL's
+    hard limit still raise :class:`PIL.Image.DecompressionBombError`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _too_large(path: Path, error: Exception) -> ReidError:
+    return ReidError(f"image too large to decode safely ({error})".split(", could be")[0] + ")", where=str(path),
+                     fix="shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it")
+
+
 def decode_image(path: str | Path, height: int, width: int) -> tuple[np.ndarray, bool]:
     """Decode ``path`` to an H×W×3 uint8 array (bilinear resize) and say whether it was converted.
 
@@ -103,7 +117,7 @@ def decode_image(path: str | Path, height: int, width: int) -> tuple[np.ndarray,
     if size == 0:
         raise ReidError("image file is empty (0 bytes)", where=str(path), fix=_FIX)
     try:
-        with Image.open(path) as img:
+        with _open_image(path) as img:
             img.load()
             rgb, converted = _to_rgb8(img)
             if rgb.size != (width, height):
@@ -111,7 +125,9 @@ def decode_image(path: str | Path, height: int, width: int) -> tuple[np.ndarray,
             return np.array(rgb, dtype=np.uint8), converted
     except UnidentifiedImageError:
         raise ReidError("not an image file PIL can read", where=str(path), fix=_FIX) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise _too_large(path, e) from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise ReidError(f"corrupt or truncated image ({e})", where=str(path), fix=_FIX) from None
 
 
@@ -126,13 +142,15 @@ def check_header(path: str | Path) -> None:
         size = path.stat().st_size
         if size == 0:
             raise ReidError("image file is empty (0 bytes)", where=str(path), fix=_FIX)
-        with Image.open(path) as img:
+        with _open_image(path) as img:
             fmt = img.format
         with open(path, "rb") as f:
             f.seek(max(0, size - 1024))
             tail = f.read()
     except UnidentifiedImageError:
         raise ReidError("not an image file PIL can read", where=str(path), fix=_FIX) from None
+    except Image.DecompressionBombError as e:
+        raise _too_large(path, e) from None
     except OSError as e:
         raise ReidError(f"cannot read image ({e})", where=str(path), fix=_FIX) from None
     if (fmt == "JPEG" and b"\xff\xd9" not in tail) or (fmt == "PNG" and b"IEND" not in tail):
