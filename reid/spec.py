@@ -276,6 +276,10 @@ class RuntimeSpec(_Section):
     log_every: int = Field(10, ge=1, description="iterations between logged training losses")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     tensorboard: bool = Field(True, description="write TensorBoard event files under RUN/tb/ (rank 0)")
+    tracking: Literal["none", "mlflow"] = Field(
+        "none", description="mlflow: log parameters, per-epoch metrics and artifacts to MLflow (extra reid-lab[mlflow])")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
     sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun")
 
 

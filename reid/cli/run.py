@@ -60,6 +60,7 @@ def run(
                              progress_of_decoding=lambda label, total: progress_bar(console, label, total, plain))
     if summary is None:  # ranks other than 0 under torchrun
         return
+    _publish(target, console)
     if fmt is OutputFormat.json:
         print_json(summary.to_json())
     elif summary.final is not None:
@@ -84,8 +85,9 @@ def _run_seeds(spec: Path, overrides: list[str], out: Path, seeds: str, force: b
             continue
         if state is RunState.started:
             console.print(f"seed {planned.seed}: resuming {planned.path}")
-        run_experiment(planned.spec, planned.path, resume=state is RunState.started, force=force, plain=plain,
-                       console=console)
+        if run_experiment(planned.spec, planned.path, resume=state is RunState.started, force=force, plain=plain,
+                          console=console) is not None:
+            _publish(planned.path, console)
     if not all(r.state is RunState.finished for r in plan.runs):  # ranks other than 0 under torchrun
         return
     (group,) = group_runs([r.path for r in plan.runs])
@@ -96,3 +98,11 @@ def _run_seeds(spec: Path, overrides: list[str], out: Path, seeds: str, force: b
                   "mean ± sample std")
     for m in group.metrics:
         console.print(f"  {m.name:<6} {m.format()}   ({', '.join(f'{100 * v:.2f}' for v in m.values)})")
+
+
+def _publish(path: Path, console: Console) -> None:
+    """Add ``summary.json`` and the report page to the run's MLflow run, when it logs to MLflow (else nothing)."""
+    from reid.engine.tracking import warning_printer
+    from reid.report.mlflow_publish import publish_run
+
+    publish_run(path, warn=warning_printer(console))

@@ -156,7 +156,7 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
         hooks += [RunStatusHook(run), MetricsHook(run, spec.runtime.log_every),
                   CheckpointHook(run, spec.runtime.checkpoint_every, model_description(spec, model), best, rng,
                                  select_key=SELECT_KEY[rule], selected_on=selected_on),
-                  progress, *tracking_hooks(run, spec)]
+                  progress, *tracking_hooks(run, spec, console)]
     trainer = Trainer(train_model, criterion, optimizer, schedule, loader, runtime, spec.schedule.epochs,
                       hooks=hooks, iters_per_epoch=spec.schedule.max_iters_per_epoch, state=state,
                       sync_every=spec.runtime.log_every,

@@ -35,7 +35,7 @@ from reid.engine.summary import EpochMetrics
 from reid.errors import ReidError
 from reid.spec import Spec, load_spec_text
 
-SKIPPED_DIRS = {"checkpoints", "tb", "mlruns", "__pycache__", ".git"}  # never hold runs; can hold many files
+SKIPPED_DIRS = {"checkpoints", "tb", "mlruns", "mlartifacts", "__pycache__", ".git"}  # never hold runs; can hold many files
 EPOCH_MARK = '"kind": "epoch"'  # how an epoch line of metrics.jsonl reads (json.dumps with sort_keys)
 
 

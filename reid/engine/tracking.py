@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+from rich.console import Console
 
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import Hook, StepOutput
@@ -54,12 +56,21 @@ def flatten_spec(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def tracking_hooks(run: RunDir, spec: Spec) -> list[Hook]:
-    """The tracker hooks ``spec`` asks for (``runtime.tensorboard``), in the order they run; after
-    :class:`reid.engine.hooks.MetricsHook`, whose epoch record they read."""
+def tracking_hooks(run: RunDir, spec: Spec, console: Console | None = None) -> list[Hook]:
+    """The tracker hooks ``spec`` asks for (``runtime.tensorboard``, ``runtime.tracking``), in the order they run;
+    after :class:`reid.engine.hooks.MetricsHook`, whose epoch record they read. ``console`` shows their warnings."""
     hooks: list[Hook] = []
     if spec.runtime.tensorboard:
         from reid.engine.tensorboard_hook import TensorBoardHook
 
         hooks.append(TensorBoardHook(run, spec))
+    if spec.runtime.tracking == "mlflow":
+        from reid.engine.mlflow_hook import MLflowHook
+
+        hooks.append(MLflowHook(run, spec, warn=warning_printer(console or Console(stderr=True))))
     return hooks
+
+
+def warning_printer(console: Console) -> Callable[[str], None]:
+    """A function that prints ``warning: <message>`` on ``console`` (the trackers' one warning)."""
+    return lambda message: console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
