@@ -218,9 +218,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise ReidError("checkpoint not found", where=str(path), fix="pass the run directory that holds checkpoints/last.pt")
     problem = checkpoint_problem(path)
     if problem is not None:
-        raise ReidError(f"checkpoint is damaged ({problem})", where=str(path),
+        raise ReidError(f"checkpoint is unreadable: damaged ({problem})", where=str(path),
                         fix="use the run's other checkpoint, or resume the run (`reid run --resume` falls back to "
-                            "last.prev.pt)")
+                            f"last.prev.pt); if you replaced the file on purpose, delete {path.parent / MANIFEST_FILE}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
