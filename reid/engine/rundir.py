@@ -222,6 +222,10 @@ class RunDir:
     def read_summary(self) -> RunSummary:
         """The run's :class:`RunSummary`, read from ``summary.json``."""
         if not self.is_finished():
+            holder = self.held_by()
+            if holder is not None:
+                raise ReidError(f"this run is in progress (training in {holder}); it has no summary.json yet",
+                                where=str(self.path), fix="wait for it to finish; metrics.jsonl holds its epochs so far")
             raise ReidError("run has no summary.json (not finished)", where=str(self.path),
                             fix=f"finish it with `reid run --resume {self.path}`")
         try:
