@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from reid.data import imageset as imageset_module
-from reid.data.decoded_cache import HEADER_BYTES, cache_file, cache_key, open_cache, write_cache
+from reid.data.decoded_cache import HEADER_BYTES, _owner_suffix, cache_file, cache_key, open_cache, write_cache
 from reid.data.formats import Sample
 from reid.data.imageset import ImageSet, decode_image
 from reid.errors import ReidError
@@ -142,7 +142,7 @@ def test_a_killed_writer_leaves_no_file_that_is_read(samples, cache_dir, tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     leftovers = list(path.parent.iterdir())
-    assert [p.name for p in leftovers] == [f"{path.name}.tmp-{proc.pid}"]  # only the temporary file
+    assert [p.name for p in leftovers] == [f"{path.name}.tmp-{_owner_suffix().rpartition('-')[0]}-{proc.pid}"]  # only the temporary file
     assert open_cache(path, key, len(samples), 16, 8) is None
     s = ImageSet(samples, height=16, width=8, cache_dir=cache_dir)
     direct = np.stack([decode_image(x.path, 16, 8)[0].transpose(2, 0, 1) for x in samples])

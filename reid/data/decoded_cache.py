@@ -18,6 +18,13 @@ the raw pixels in C order. :func:`write_cache` writes a temporary file (space re
 up front, so a full disk fails before decoding rather than mid-way), fsyncs it and
 renames it into place, so a reader sees a whole file or none; a killed writer leaves
 only its temporary file, which no reader opens and the next writer removes.
+
+Many processes and hosts may share one cache (torchrun ranks, a sweep's jobs on a shared file system).
+:func:`build_cache` lets exactly one of them decode a missing entry: it takes the entry's lock file
+(``O_CREAT | O_EXCL``, which network file systems honour), the others wait and then read. Temporary files
+and locks are named ``<host>-<pid>``; a writer's leftovers are removed when its process is gone (same host)
+or when they have not been touched for :data:`LOCK_STALE_SECONDS` (another host: a live writer touches
+them every :data:`HEARTBEAT_SECONDS`), never while another host is still writing.
 :func:`open_cache` checks the header and the exact size and answers ``None`` for a
 missing, truncated or foreign file, which is then rebuilt.
 
@@ -38,13 +45,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -158,18 +169,138 @@ def _reserve(fd: int, size: int) -> None:
         os.ftruncate(fd, size)  # a file system without fallocate
 
 
-def _remove_stale_temps(path: Path) -> None:
-    """Delete temporary files of ``path`` left by writers that no longer run (killed mid-write)."""
-    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
+#: A writer's lock (and temporary file) untouched for this long belongs to a writer that is gone (another host's
+#: process cannot be asked); a live writer touches both every :data:`HEARTBEAT_SECONDS`.
+LOCK_STALE_SECONDS = 120.0
+HEARTBEAT_SECONDS = 10.0
+#: How often a process waiting for another's write looks again.
+WAIT_POLL_SECONDS = 0.2
+_HOST = socket.gethostname().replace("-", "_").replace("/", "_") or "host"
+
+
+def _owner_suffix() -> str:
+    """``<host>-<pid>``: names this process's temporary file and lock, unique across the hosts sharing a cache."""
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _gone(owner: str, mtime: float, now: float) -> bool:
+    """Whether the writer named ``owner`` (``host-pid``, or a bare ``pid`` from reid < 0.4) is gone: on this host,
+    its process no longer exists; on any host, its file has not been touched for :data:`LOCK_STALE_SECONDS`."""
+    if now - mtime > LOCK_STALE_SECONDS:
+        return True
+    host, _, pid = owner.rpartition("-")
+    if pid.isdigit() and host in ("", _HOST):
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
+            return True
         except OSError:
-            pass  # exists but is not ours: leave it
+            pass  # exists (another user's): alive
+    return False
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers that are gone (killed mid-write, on any host)."""
+    now = time.time()
+    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
+        try:
+            if _gone(tmp.name.split(".tmp-", 1)[1], tmp.stat().st_mtime, now):
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # removed meanwhile
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.lock")
+
+
+def _try_lock(path: Path) -> bool:
+    """Take the writer's lock of ``path`` (``O_CREAT | O_EXCL``: atomic on local and network file systems), or,
+    when its holder is gone (:func:`_gone`), break it and try once more. False: a live writer holds it."""
+    lock = _lock_path(path)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                owner, mtime = lock.read_text(encoding="utf-8").strip(), lock.stat().st_mtime
+            except (OSError, ValueError):
+                continue  # released meanwhile: try again
+            if not _gone(owner, mtime, time.time()):
+                return False
+            try:  # a dead writer's lock: move it aside (one breaker wins the rename), then take a fresh one
+                aside = lock.with_name(f"{lock.name}.broken-{_owner_suffix()}")
+                os.replace(lock, aside)
+                aside.unlink(missing_ok=True)
+            except OSError:
+                pass
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_owner_suffix())
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _heartbeat(*paths: Path) -> Iterator[None]:
+    """Touch ``paths`` every :data:`HEARTBEAT_SECONDS` while the block runs, so other hosts see the writer alive."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            for p in paths:
+                try:
+                    os.utime(p)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=beat, daemon=True, name="reid-cache-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def build_cache(path: str | Path, key: str, count: int, height: int, width: int, fill: Callable[[np.ndarray], int],
+                on_wait: Callable[[str], None] = lambda owner: None) -> CachedImages | None:
+    """The cache file of ``key``, written by exactly one of the processes (ranks, jobs, hosts) that ask for it at once.
+
+    The first to take the entry's lock (``<key>.u8.lock``) decodes (:func:`write_cache`); the others wait,
+    then read its file. A lock whose writer is gone (killed, or another host silent for
+    :data:`LOCK_STALE_SECONDS`) is broken and the entry written again. ``on_wait(owner)`` is called once when
+    this process starts waiting (``owner``: ``host-pid`` of the writer). ``None`` only if the written file
+    does not validate (never expected).
+
+    Raises:
+        OSError: the cache cannot be written (read-only or full disk); nothing is left behind.
+        Exception: whatever ``fill`` raises, likewise.
+    """
+    path = Path(path)
+    waited = False
+    while True:
+        cached = open_cache(path, key, count, height, width)
+        if cached is not None:
+            return cached
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _try_lock(path):
+            break
+        if not waited:
+            try:
+                on_wait(_lock_path(path).read_text(encoding="utf-8").strip())
+            except OSError:
+                pass
+            waited = True
+        time.sleep(WAIT_POLL_SECONDS)
+    try:
+        cached = open_cache(path, key, count, height, width)  # written between our look and our lock
+        if cached is None:
+            write_cache(path, key, count, height, width, fill)
+            cached = open_cache(path, key, count, height, width)
+        return cached
+    finally:
+        _lock_path(path).unlink(missing_ok=True)
 
 
 def write_cache(path: str | Path, key: str, count: int, height: int, width: int,
@@ -183,12 +314,13 @@ def write_cache(path: str | Path, key: str, count: int, height: int, width: int,
     path, shape = Path(path), (count, 3, height, width)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f"{path.name}.tmp-{_owner_suffix()}")
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         _reserve(fd, HEADER_BYTES + int(np.prod(shape)))
         pixels = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=HEADER_BYTES, shape=shape)
-        converted = int(fill(pixels))
+        with _heartbeat(tmp, _lock_path(path)):
+            converted = int(fill(pixels))
         pixels.flush()
         del pixels
         os.pwrite(fd, _header(key, shape, converted), 0)

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from reid.data.decoded_cache import cache_file, open_cache, write_cache
+from reid.data.decoded_cache import build_cache, cache_file
 from reid.data.decoded_cache import cache_key as make_cache_key
 from reid.data.formats import Sample
 from reid.errors import ReidError
@@ -252,16 +252,13 @@ class ImageSet:
         except OSError:
             return None  # a missing file: decoding (or the header check) names it
         path, shape = cache_file(cache_dir, key), (len(self.paths), self.height, self.width)
-        cached = open_cache(path, key, *shape)
-        if cached is None:
-            try:
-                write_cache(path, key, *shape, fill=self._decode_into)
-            except OSError as e:
-                log.warning("reid: cannot write the decoded-image cache in %s (%s); decoding without it",
-                            Path(cache_dir) / "decoded", e.strerror or e)
-                return None
-            cached = open_cache(path, key, *shape)
-        return cached
+        try:
+            return build_cache(path, key, *shape, fill=self._decode_into, on_wait=lambda owner: log.info(
+                "reid: waiting for %s, which decodes these images into %s", owner, path))
+        except OSError as e:
+            log.warning("reid: cannot write the decoded-image cache in %s (%s); decoding without it",
+                        Path(cache_dir) / "decoded", e.strerror or e)
+            return None
 
     def _decode_into(self, out: np.ndarray) -> int:
         """Decode every image into ``out`` (N×3×H×W uint8) and return how many were converted."""
