@@ -18,7 +18,7 @@ from reid.engine.checkpoint import model_checkpoint, save_checkpoint, training_c
 from reid.engine.distributed import DistContext, gather_objects
 from reid.engine.eta import RunClock, RunPlan, format_duration
 from reid.engine.rundir import RunDir
-from reid.engine.trainer import Hook, Timer, Trainer
+from reid.engine.trainer import ClosingHook, Hook, Timer, Trainer
 from reid.evaluation import EvalResult
 
 
@@ -168,7 +168,7 @@ class CheckpointHook(Hook):
         save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)
 
 
-class ProgressHook(Hook):
+class ProgressHook(ClosingHook):
     """A rich progress bar (loss, img/s, the whole run's remaining time), or one plain line per epoch when ``plain``.
 
     After a short warm-up it prints one ETA line — the measured img/s and the expected wall time
@@ -256,14 +256,6 @@ class ProgressHook(Hook):
             parts += [f"R1 {r['rank1']:.3f}", f"mAP {r['mAP']:.3f}", f"mINP {r['mINP']:.3f}", f"val loss {r['val_loss']:.4f}"]
         left = self.time_left(trainer) if trainer.state.epoch < trainer.epochs else None
         self.console.print(" · ".join(parts + ([left] if left else [])))
-
-    def after_train(self, trainer: Trainer) -> None:
-        """Stop the progress display."""
-        self.close()
-
-    def on_interrupt(self, trainer: Trainer) -> None:
-        """Stop the progress display."""
-        self.close()
 
     def close(self) -> None:
         """Stop the progress display if it is running (safe to call twice)."""

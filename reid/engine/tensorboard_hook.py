@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from reid.engine.rundir import RunDir
 from reid.engine.tracking import epoch_scalars, step_scalars
-from reid.engine.trainer import Hook, Trainer
+from reid.engine.trainer import ClosingHook, Trainer
 from reid.errors import ReidError
 from reid.spec import Spec
 
 TB_DIR = "tb"
 
 
-class TensorBoardHook(Hook):
+class TensorBoardHook(ClosingHook):
     """Writes the run's scalars and spec to ``RUN/tb/`` with :class:`torch.utils.tensorboard.SummaryWriter`.
 
     Args:
@@ -56,14 +56,6 @@ class TensorBoardHook(Hook):
         for tag, value in epoch_scalars(trainer.epoch_record).items():
             self.writer.add_scalar(tag, value, trainer.state.global_step)
         self.writer.flush()
-
-    def after_train(self, trainer: Trainer) -> None:
-        """Flush and close the event file."""
-        self.close()
-
-    def on_interrupt(self, trainer: Trainer) -> None:
-        """Flush and close the event file."""
-        self.close()
 
     def close(self) -> None:
         """Flush and close the writer (safe to call twice)."""

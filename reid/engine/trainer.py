@@ -82,6 +82,22 @@ class Hook:
         """Called when Ctrl-C / SIGTERM / SIGUSR2 stops training between two steps."""
 
 
+class ClosingHook(Hook):
+    """A hook that holds something to release (a live display, an open event file): :meth:`close` runs after
+    the last epoch and when training is interrupted, and owners may call it again (it must be safe twice)."""
+
+    def after_train(self, trainer: Trainer) -> None:
+        """Release what the hook holds."""
+        self.close()
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Release what the hook holds."""
+        self.close()
+
+    def close(self) -> None:
+        """Release what the hook holds (a no-op here)."""
+
+
 @dataclass
 class TrainState:
     """Where the loop is: ``epoch`` (0-based), finished iterations in it, finished iterations overall."""
