@@ -135,7 +135,7 @@ def table(results: list[dict]) -> str:
 
 
 def probe_table(base: Path, runs: list[Path]) -> str:
-    """The probe block: each finished run's settings that differ from the spec ``base``, its precision and
+    """The probe block: each run's settings that differ from the spec ``base``, its precision and
     Rank-1 / mAP after each evaluation (how fast variants of the quickstart learn, single runs)."""
     from reid.engine.experiment import changed_keys
     from reid.engine.rundir import RunDir
@@ -148,8 +148,11 @@ def probe_table(base: Path, runs: list[Path]) -> str:
         run = RunDir(path)
         spec = load_spec_text(run.spec_text()).model_dump()
         changed = ", ".join(f"`{k}={_value(spec, k)}`" for k in changed_keys(reference, spec) if k != "runtime.threads")
-        evals = [r for r in run.read_metrics() if r["kind"] == "epoch" and "rank1" in r]
-        lines.append(f"| {changed or 'none'} | {run.read_summary().device.precision} | "
+        epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
+        evals = [r for r in epochs if "rank1" in r]
+        precision = (run.read_summary().device.precision if run.is_finished()
+                     else f"{spec['runtime']['precision']}; stopped after epoch {len(epochs)} of {spec['schedule']['epochs']}")
+        lines.append(f"| {changed or 'none'} | {precision} | "
                      + ", ".join(f"{100 * r['rank1']:.1f} / {100 * r['mAP']:.1f} ({r['epoch']})" for r in evals) + " |")
     return "\n".join(lines + [PROBE_END]) + "\n"
 
