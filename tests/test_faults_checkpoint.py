@@ -17,7 +17,7 @@ from reid.engine.checkpoint import MANIFEST_FILE, checkpoint_problem, load_resum
 from reid.engine.experiment import run_experiment
 from reid.errors import ReidError
 from reid.spec import load_spec_text
-from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
+from tiny_specs import small_run
 
 
 def _state(step: int) -> dict:
@@ -133,19 +133,7 @@ def test_a_write_that_reads_back_differently_leaves_the_previous_file(tmp_path, 
     assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.pt", MANIFEST_FILE]
 
 
-SPEC = 'name = "torn"\nseed = 1\n' + TINY_DATA + FP32_DETERMINISTIC + """threads = 2
-[augment]
-erase = 0.0
-[sampler]
-type = "random"
-batch_size = 16
-[schedule]
-epochs = 2
-warmup_epochs = 0
-max_iters_per_epoch = 4
-[model]
-layers = [1, 1, 1, 1]
-"""
+SPEC = small_run("torn", seed=1, epochs=2, threads=2)
 
 
 @pytest.mark.slow

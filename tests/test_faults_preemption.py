@@ -18,23 +18,11 @@ from fault_log import record
 from reid.engine.experiment import run_experiment
 from reid.engine.rundir import RunDir
 from reid.spec import load_spec_text
-from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
+from tiny_specs import small_run
 
 submitit = pytest.importorskip("submitit")
 
-SPEC = 'name = "preempted"\nseed = 2\n' + TINY_DATA + FP32_DETERMINISTIC + """threads = 1
-[augment]
-erase = 0.0
-[sampler]
-type = "random"
-batch_size = 16
-[schedule]
-epochs = 3
-warmup_epochs = 0
-max_iters_per_epoch = 4
-[model]
-layers = [1, 1, 1, 1]
-"""
+SPEC = small_run("preempted", seed=2, epochs=3, threads=1)
 
 
 @pytest.fixture(scope="module")

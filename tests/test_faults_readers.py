@@ -15,22 +15,9 @@ import pytest
 import reid
 from fault_log import record
 from reid.errors import ReidError
-from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
+from tiny_specs import small_run
 
-SPEC = 'name = "busy"\nseed = 5\n' + TINY_DATA + FP32_DETERMINISTIC + """threads = 1
-[augment]
-erase = 0.0
-[sampler]
-type = "random"
-batch_size = 16
-[schedule]
-epochs = 6
-warmup_epochs = 0
-[model]
-layers = [1, 1, 1, 1]
-[eval]
-batch_size = 64
-"""
+SPEC = small_run("busy", seed=5, epochs=6, threads=1)
 
 
 @pytest.mark.slow

@@ -17,3 +17,23 @@ precision = "fp32"
 deterministic = true
 log_every = 1
 """
+
+
+def small_run(name: str, seed: int, epochs: int, threads: int = 1) -> str:
+    """A whole spec that trains a one-block-per-stage ResNet with the ID loss on :data:`TINY_DATA` in seconds,
+    deterministically in fp32 (the fault tests compare interrupted runs with uninterrupted ones)."""
+    return f'name = "{name}"\nseed = {seed}\n' + TINY_DATA + FP32_DETERMINISTIC + f"""threads = {threads}
+[augment]
+erase = 0.0
+[sampler]
+type = "random"
+batch_size = 16
+[schedule]
+epochs = {epochs}
+warmup_epochs = 0
+max_iters_per_epoch = 4
+[model]
+layers = [1, 1, 1, 1]
+[eval]
+batch_size = 64
+"""
