@@ -22,9 +22,13 @@ def record(key: str, fault: str, injected: str, cases: int, outcome: str, passed
         return
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:  # tests of several processes may record at once
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    with open(path, "a+", encoding="utf-8") as f:  # tests of several processes may record at once
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        text = f.read()
+        rows = json.loads(text) if text.strip() else {}
         rows[key] = {"fault": fault, "injected": injected, "cases": cases,
                      "passed": cases if passed is None else passed, "outcome": outcome}
-        path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(rows, indent=1, sort_keys=True) + "\n")
