@@ -43,6 +43,7 @@ from pathlib import Path
 from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_flags, cpu_model
 from reid.engine.eta import format_duration
+from reid.engine.rundir import RunDir
 
 RESULTS = Path(__file__).parent / "results"
 SPEC = "specs/quickstart.toml"
@@ -90,19 +91,18 @@ def measure(cap: str | None = None, root: Path = Path(".")) -> dict:
         env["REID_CACHE"] = str(Path(tmp) / "cache")
         out = Path(tmp) / "quickstart"
         run, process_seconds = _reid(["run", SPEC, "--out", str(out), "--plain"], env, root)
-        summary = json.loads((out / "summary.json").read_text())
-        epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        epochs = [r for r in epochs if r["kind"] == "epoch"]
+        summary = RunDir(out).read_summary()
+        epochs = [r for r in RunDir(out).read_metrics() if r["kind"] == "epoch"]
         baseline = json.loads(_reid(["data", "baseline", SPEC, "--format", "json", "--plain"], env, root)[0].stdout)
     flags = cpu_flags()
     return {
         "date": _dt.date.today().isoformat(), "cpu": cpu_model(), "cpu_class": cpu_class(flags, cap), "capped": cap,
-        "precision": summary["device"]["precision"], "process_seconds": round(process_seconds, 1),
+        "precision": summary.device.precision, "process_seconds": round(process_seconds, 1),
         "train_seconds": round(sum(r["train_seconds"] for r in epochs), 1),
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in epochs), 1),
-        "run_seconds": summary["wall_seconds"], "images_per_second": summary["mean_images_per_second"],
+        "run_seconds": summary.wall_seconds, "images_per_second": summary.mean_images_per_second,
         "predicted_seconds": predicted_seconds(run.stdout + run.stderr),
-        "rank1": summary["final"]["cmc"][0], "mAP": summary["final"]["mAP"],
+        "rank1": summary.final.rank(1), "mAP": summary.final.mAP,
         "baseline_rank1": baseline["rank1"], "baseline_mAP": baseline["mAP"],
     }
 
@@ -138,7 +138,6 @@ def probe_table(base: Path, runs: list[Path]) -> str:
     """The probe block: each run's settings that differ from the spec ``base``, its precision and
     Rank-1 / mAP after each evaluation (how fast variants of the quickstart learn, single runs)."""
     from reid.engine.experiment import changed_keys
-    from reid.engine.rundir import RunDir
     from reid.spec import load_spec, load_spec_text
 
     reference = load_spec(base).model_dump()
