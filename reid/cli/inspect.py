@@ -5,6 +5,8 @@ Examples:
     reid inspect --params --flops              # + fvcore FLOPs per stage
     reid inspect --params --input 3x256x128 --arch resnet34 --last-stride 2
     reid inspect --params --flops --arch resnet50 --input 3x256x128   # 23,508,032 backbone parameters
+    reid inspect --params --arch resnet50_ibn_a                 # IBN-a: IN on half of bn1 in layer1-3
+    reid inspect --params --arch osnet_x1_0 --input 3x256x128   # 1,905,828 backbone parameters
     reid inspect --params --arch timm:efficientnet_b0 --last-stride 2
     reid inspect --params --last-stride 2 --check   # deliberately different: exits 1 naming the first bad row
     reid inspect specs/quickstart.toml --format json
@@ -124,7 +126,8 @@ def inspect_command(
     params: Annotated[bool, typer.Option("--params", help="Print the layer table, totals, the pooling window and the first block's parameters (the default).")] = False,
     flops: Annotated[bool, typer.Option("--flops", help="Add fvcore FLOP counts per stage.")] = False,
     input_size: Annotated[Optional[str], typer.Option("--input", help="Input size CxHxW, e.g. 3x256x128 (default: 3x128x128, or the spec's data size).")] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", help="resnet18, resnet34, resnet50, resnet101, resnet152, or timm:<name> (any timm CNN).")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="resnet18, resnet34, resnet50, resnet101, resnet152, resnet50_ibn_a, resnet101_ibn_a, osnet_x1_0, "
+                                                          "or timm:<name> (any timm CNN).")] = None,
     layers: Annotated[Optional[str], typer.Option("--layers", help="Blocks per stage, e.g. 3,4,6,3 (overrides --arch).")] = None,
     last_stride: Annotated[Optional[int], typer.Option("--last-stride", min=1, max=2, help="Stride of the last stage: 1 or 2.")] = None,
     pooling: Annotated[Optional[str], typer.Option("--pooling", help="A registered pooling: avg, max, gem, or your own.")] = None,

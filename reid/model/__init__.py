@@ -1,7 +1,9 @@
 """The model core: backbone as data (block specs) or any timm CNN, one builder, heads, pretrained weights, checks.
 
-- :mod:`reid.model.blocks` — layer spec dataclasses and named layouts (``resnet18`` … ``resnet152``);
-- :mod:`reid.model.builder` — ``ResBlock`` (BasicBlock), ``Bottleneck`` and the one builder;
+- :mod:`reid.model.blocks` — layer spec dataclasses and named layouts (``resnet18`` … ``resnet152``,
+  ``resnet50_ibn_a``, ``resnet101_ibn_a``, ``osnet_x1_0``);
+- :mod:`reid.model.builder` — ``ResBlock`` (BasicBlock), ``Bottleneck``, the ``IBN`` layer and the one builder;
+- :mod:`reid.model.osnet` — OSNet (omni-scale blocks, Lite 3×3 convs, aggregation gate) as a backbone;
 - :mod:`reid.model.timm_backbone` — ``arch = "timm:<name>"``: a timm feature extractor + reid pooling;
 - :mod:`reid.model.pooling` — global pooling (avg / max / gem), its geometry, average pooling as a convolution;
 - :mod:`reid.model.heads` — ``none`` / ``classifier`` / ``bnneck`` heads;

@@ -11,6 +11,12 @@ use BasicBlocks, ResNet-50/101/152 Bottlenecks (1×1 → 3×3 → 1×1, four tim
 output). ``layers`` and ``last_stride`` override them. The default is the assignment
 network: ResNet-18 with last stride 1, average pooling, for 3×128×128 crops.
 
+IBN-a ResNet-50/101 (Pan et al., ECCV 2018) are the same layouts with ``ibn`` set for
+stages 1–3: the ``bn1`` after each block's first conv becomes an IBN layer (InstanceNorm
+on the first half of the channels, BatchNorm on the rest). OSNet x1.0 (Zhou et al., ICCV
+2019) is registered here too, as an :class:`OSNetLayout` (channels and OSBlocks per
+stage); :mod:`reid.model.osnet` builds it.
+
 Example:
     >>> specs = backbone_specs("resnet18", last_stride=1)
     >>> [s.stride for s in specs if isinstance(s, StageSpec)]
@@ -19,6 +25,8 @@ Example:
     ((8, 8), 512)
     >>> embedding_dim(backbone_specs("resnet50")), final_feature_size(backbone_specs("resnet50"), (256, 128))
     (2048, (16, 8))
+    >>> [s.ibn for s in backbone_specs("resnet50_ibn_a") if isinstance(s, StageSpec)]
+    [True, True, True, False]
 """
 
 from __future__ import annotations
@@ -35,12 +43,26 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 
 @dataclass(frozen=True)
 class Layout:
-    """A named ResNet: the kind of residual block and how many per stage."""
+    """A named ResNet: the kind of residual block, how many per stage, and which stages use IBN-a."""
 
     block: str
     blocks: tuple[int, ...]
+    ibn: tuple[bool, ...] = (False, False, False, False)
 
 
+#: IBN-a (Pan et al. 2018): IBN layers in stages 1–3, plain BatchNorm in stage 4.
+IBN_A = (True, True, True, False)
+
+
+@dataclass(frozen=True)
+class OSNetLayout:
+    """A named OSNet (Zhou et al. 2019): stem width + three stage widths, and OSBlocks per stage.
+
+    Not a ResNet: :func:`backbone_specs` refuses it and :func:`reid.model.osnet.build_osnet` builds it.
+    """
+
+    channels: tuple[int, int, int, int]
+    blocks: tuple[int, int, int]
 
 
 @ARCHS.register("resnet18")
@@ -73,6 +95,24 @@ def resnet152_layout() -> Layout:
     return Layout("bottleneck", (3, 8, 36, 3))
 
 
+@ARCHS.register("resnet50_ibn_a")
+def resnet50_ibn_a_layout() -> Layout:
+    """ResNet-50-IBN-a: 3, 4, 6, 3 Bottlenecks, IBN layers in stages 1–3."""
+    return Layout("bottleneck", (3, 4, 6, 3), IBN_A)
+
+
+@ARCHS.register("resnet101_ibn_a")
+def resnet101_ibn_a_layout() -> Layout:
+    """ResNet-101-IBN-a: 3, 4, 23, 3 Bottlenecks, IBN layers in stages 1–3."""
+    return Layout("bottleneck", (3, 4, 23, 3), IBN_A)
+
+
+@ARCHS.register("osnet_x1_0")
+def osnet_x1_0_layout() -> OSNetLayout:
+    """OSNet x1.0: a 64-channel stem, then 2, 2, 2 OSBlocks of 256, 384, 512 channels."""
+    return OSNetLayout((64, 256, 384, 512), (2, 2, 2))
+
+
 @dataclass(frozen=True)
 class StemSpec:
     """Conv k×k (padding k//2, no bias) + BatchNorm + ReLU."""
@@ -94,13 +134,15 @@ class MaxPoolSpec:
 class StageSpec:
     """``blocks`` residual blocks of width ``channels``; the first one has stride ``stride``.
 
-    ``block`` is ``basic`` (output = width) or ``bottleneck`` (output = 4 × width).
+    ``block`` is ``basic`` (output = width) or ``bottleneck`` (output = 4 × width);
+    ``ibn`` makes every block's ``bn1`` an IBN-a layer (IN on half the channels, BN on the rest).
     """
 
     channels: int
     blocks: int
     stride: int
     block: str = "basic"
+    ibn: bool = False
 
     @property
     def out_channels(self) -> int:
@@ -136,16 +178,20 @@ def backbone_specs(
         pooling: global pooling kind (``avg``, ``max``, ``gem``).
 
     Raises:
-        ReidError: unknown arch, bad layers or stride.
+        ReidError: unknown arch, an arch that is not a ResNet (OSNet), bad layers or stride.
     """
     layout = ARCHS.get(arch)()
+    if not isinstance(layout, Layout):
+        raise ReidError(f"arch {arch!r} is not a block-spec ResNet", where="model.arch",
+                        fix="build it with reid.model.build_model, which knows every registered arch")
     blocks = tuple(layers) if layers is not None else layout.blocks
     if len(blocks) != len(STAGE_CHANNELS) or any(int(b) < 1 for b in blocks):
         raise ReidError(f"layers {list(blocks)} must be {len(STAGE_CHANNELS)} positive block counts", where="model.layers", fix="e.g. 2,2,2,2 or 3,4,6,3")
     if last_stride not in (1, 2):
         raise ReidError(f"last_stride {last_stride} must be 1 or 2", where="model.last_stride")
     strides = STAGE_STRIDES[:-1] + (last_stride,)
-    stages = tuple(StageSpec(c, int(b), s, layout.block) for c, b, s in zip(STAGE_CHANNELS, blocks, strides))
+    stages = tuple(StageSpec(c, int(b), s, layout.block, ibn)
+                   for c, b, s, ibn in zip(STAGE_CHANNELS, blocks, strides, layout.ibn))
     return (StemSpec(), MaxPoolSpec(), *stages, GlobalPoolSpec(pooling))
 
 

@@ -3,7 +3,9 @@
 Module names follow torchvision's ResNet (``conv1``, ``bn1``, ``relu``, ``maxpool``,
 ``layer1.0.conv1``, ``layer1.0.downsample.0`` …, plus ``pool``) for BasicBlock and
 Bottleneck stages alike, so torchvision state dicts (ResNet-18 … 152) load without a
-key mapping.
+key mapping. An IBN-a stage's ``bn1`` is an :class:`IBN` with children ``IN`` and ``BN``
+(``layer1.0.bn1.IN.weight``, ``layer1.0.bn1.BN.running_mean`` …), the IBN-Net authors'
+names, so their ResNet-IBN-a state dicts load one to one too.
 
 Example:
     >>> from reid.model.blocks import backbone_specs
@@ -23,18 +25,47 @@ from reid.model.blocks import EXPANSION, GlobalPoolSpec, LayerSpec, MaxPoolSpec,
 from reid.model.pooling import POOLINGS, pooling_geometry
 
 
+class IBN(nn.Module):
+    """IBN-a normalisation (Pan et al. 2018): InstanceNorm (affine) on the first ``half`` channels, BatchNorm on the rest.
+
+    ``half = channels // 2``; the two results are concatenated back in channel order.
+
+    Example:
+        >>> ibn = IBN(64)
+        >>> ibn.half, ibn.IN.num_features, ibn.BN.num_features, ibn(torch.randn(2, 64, 4, 4)).shape
+        (32, 32, 32, torch.Size([2, 64, 4, 4]))
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.half = channels // 2
+        self.IN = nn.InstanceNorm2d(self.half, affine=True)
+        self.BN = nn.BatchNorm2d(channels - self.half)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) → (B, C, H, W): IN(x[:, :half]) next to BN(x[:, half:])."""
+        first, rest = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        return torch.cat((self.IN(first), self.BN(rest)), dim=1)
+
+
+def first_norm(channels: int, ibn: bool) -> nn.Module:
+    """The norm after a block's first conv: :class:`IBN` for an IBN-a stage, else BatchNorm."""
+    return IBN(channels) if ibn else nn.BatchNorm2d(channels)
+
+
 class ResBlock(nn.Module):
     """A BasicBlock: conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, → ReLU.
 
     The shortcut (``downsample``) is ``nn.Identity`` when input and output shapes match
     and a 1×1 conv + BN projection when they don't. Calling order (what a
     torchsummary-style table lists): conv1, bn1, relu, conv2, bn2, downsample, relu.
+    ``ibn=True`` makes ``bn1`` an :class:`IBN` layer.
     """
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, ibn: bool = False):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.bn1 = first_norm(channels, ibn)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
@@ -58,16 +89,17 @@ class Bottleneck(nn.Module):
     """torchvision's Bottleneck (ResNet v1.5): 1×1 → 3×3 (strided) → 1×1 to ``4 × width``, plus the shortcut.
 
     Calling order (what a torchsummary-style table lists): conv1, bn1, relu, conv2, bn2,
-    relu, conv3, bn3, downsample, relu.
+    relu, conv3, bn3, downsample, relu. ``ibn=True`` makes ``bn1`` an :class:`IBN` layer
+    (IBN-Net's ``Bottleneck_IBN`` with ``ibn="a"``).
     """
 
     expansion = EXPANSION["bottleneck"]
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1):
+    def __init__(self, in_channels: int, width: int, stride: int = 1, ibn: bool = False):
         super().__init__()
         out = width * self.expansion
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = first_norm(width, ibn)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out, 1, bias=False)
@@ -157,11 +189,11 @@ def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int
             case MaxPoolSpec(k, s):
                 modules["maxpool"] = nn.MaxPool2d(k, stride=s, padding=k // 2)
                 groups.setdefault("stem", []).append("maxpool")
-            case StageSpec(width, n, s, kind):
+            case StageSpec(width, n, s, kind, ibn):
                 stage += 1
                 name = f"layer{stage}"
                 block = RESIDUAL_BLOCKS[kind]
-                blocks = [block(channels if i == 0 else spec.out_channels, width, s if i == 0 else 1) for i in range(n)]
+                blocks = [block(channels if i == 0 else spec.out_channels, width, s if i == 0 else 1, ibn=ibn) for i in range(n)]
                 modules[name] = nn.Sequential(*blocks)
                 groups[name] = [name]
                 channels = spec.out_channels
@@ -171,15 +203,18 @@ def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int
                 continue
         hw = spec_output_size(spec, hw)
     net = Backbone(modules, groups, tuple(specs), tuple(input_size), hw, channels)
-    _init_weights(net)
+    init_weights(net)
     return net
 
 
-def _init_weights(net: nn.Module) -> None:
-    # torchvision's ResNet initialisation: Kaiming (fan_out) convs, BN weight 1 / bias 0.
+def init_weights(net: nn.Module) -> None:
+    """torchvision's ResNet initialisation (torchreid's OSNet uses the same): Kaiming (fan_out) convs with
+    zero biases, BatchNorm and affine InstanceNorm weight 1 / bias 0."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -14,11 +14,13 @@ import torch
 from torch import nn
 
 from reid.errors import ReidError
-from reid.model.blocks import backbone_specs
+from reid.model.blocks import OSNetLayout, backbone_specs
 from reid.model.builder import Backbone, build_backbone
 from reid.model.heads import build_head
+from reid.model.osnet import build_osnet
 from reid.model.pretrained import PretrainedReport, load_pretrained
 from reid.model.timm_backbone import TimmBackbone, build_timm_backbone, timm_name, timm_pretrained_report
+from reid.registry import ARCHS
 from reid.spec import HeadSpec, ModelSpec
 
 
@@ -32,8 +34,8 @@ class ReidModel(nn.Module):
     the pooled embedding otherwise.
 
     Attributes:
-        backbone: the :class:`~reid.model.builder.Backbone` (block-spec ResNet) or a
-            :class:`~reid.model.timm_backbone.TimmBackbone`.
+        backbone: the :class:`~reid.model.builder.Backbone` (block-spec ResNet, or an OSNet from
+            :mod:`reid.model.osnet`) or a :class:`~reid.model.timm_backbone.TimmBackbone`.
         head: the head module (see :mod:`reid.model.heads`).
         embedding_dim: D.
         pretrained_report: what loading pretrained weights did (None when none were loaded).
@@ -97,7 +99,8 @@ def build_model(
     """Build backbone + head from the spec tables, loading pretrained weights if asked.
 
     ``arch = "timm:<name>"`` builds the timm model instead of a block-spec ResNet, and
-    ``pretrained = "imagenet"`` then means timm's own pretrained weights. The head is
+    ``pretrained = "imagenet"`` then means timm's own pretrained weights; an OSNet arch
+    (``osnet_x1_0``) builds :func:`~reid.model.osnet.build_osnet`. The head is
     always built fresh, so a model fine-tuned from a run gets a new classifier.
 
     Args:
@@ -116,6 +119,22 @@ def build_model(
         backbone = build_timm_backbone(name, model.last_stride, model.pooling, input_size, pretrained=imagenet)
         report = timm_pretrained_report(backbone) if imagenet else load_pretrained(backbone, model.pretrained)
     else:
-        backbone = build_backbone(backbone_specs(model.arch, model.layers, model.last_stride, model.pooling), input_size)
+        backbone = build_arch_backbone(model, input_size)
         report = load_pretrained(backbone, model.pretrained, model.arch)
     return ReidModel(backbone, build_head(head, backbone.embedding_dim, num_classes), report)
+
+
+def build_arch_backbone(model: ModelSpec, input_size: tuple[int, int, int]) -> Backbone:
+    """The backbone of a registered (non-timm) arch: an OSNet for an :class:`OSNetLayout`, else a block-spec ResNet.
+
+    Example:
+        >>> build_arch_backbone(ModelSpec(arch="osnet_x1_0"), (3, 64, 32)).feature_size
+        (4, 2)
+
+    Raises:
+        ReidError: options the arch cannot take (layers or last stride 2 with an OSNet, bad layers / stride).
+    """
+    layout = ARCHS.get(model.arch)()
+    if isinstance(layout, OSNetLayout):
+        return build_osnet(layout, model.arch, model.layers, model.last_stride, model.pooling, input_size)
+    return build_backbone(backbone_specs(model.arch, model.layers, model.last_stride, model.pooling), input_size)

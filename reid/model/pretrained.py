@@ -42,6 +42,12 @@ IMAGENET_WEIGHTS = {
     "resnet101": ResNet101_Weights.IMAGENET1K_V1,
     "resnet152": ResNet152_Weights.IMAGENET1K_V1,
 }
+#: Archs whose ImageNet weights exist upstream but are not offered here (no checked URL and sha256 yet): where they are.
+IMAGENET_NOT_OFFERED = {
+    "resnet50_ibn_a": "the IBN-Net authors' resnet50_ibn_a-d9d0bb7b.pth (github.com/XingangPan/IBN-Net, release v1.0)",
+    "resnet101_ibn_a": "the IBN-Net authors' resnet101_ibn_a-59ea0ac6.pth (github.com/XingangPan/IBN-Net, release v1.0)",
+    "osnet_x1_0": "torchreid's ImageNet-pretrained osnet_x1_0 (github.com/KaiyangZhou/deep-person-reid, model zoo)",
+}
 #: Inside a run directory, in order of preference (the engine's ``RunDir`` layout).
 #: Where a run directory keeps its checkpoints: the best Rank-1 weights, then the latest resumable state.
 RUN_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt")
@@ -74,7 +80,16 @@ class PretrainedReport:
 
 
 def imagenet_weights_path(arch: str) -> Path:
-    """Where torchvision's ImageNet weights for ``arch`` sit in the torch hub cache."""
+    """Where torchvision's ImageNet weights for ``arch`` sit in the torch hub cache.
+
+    Raises:
+        ReidError: no ImageNet weights offered for ``arch`` (for IBN-a ResNets and OSNet the
+            error says where their authors' file is: it loads as a weights file, one to one).
+    """
+    if arch in IMAGENET_NOT_OFFERED:
+        raise ReidError(f"ImageNet weights for {arch} are not offered yet", where="model.pretrained",
+                        fix=f"download {IMAGENET_NOT_OFFERED[arch]} yourself and set model.pretrained to that file "
+                            '(its parameter names load one to one), or set model.pretrained = "none"')
     if arch not in IMAGENET_WEIGHTS:
         raise ReidError(f"no ImageNet weights known for arch {arch!r}", where="model.pretrained", fix=f"use one of: {', '.join(IMAGENET_WEIGHTS)}")
     name = Path(urlparse(IMAGENET_WEIGHTS[arch].url).path).name

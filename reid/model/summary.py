@@ -1,7 +1,7 @@
 """A torchsummary-style layer table, its check against the documented table, and one block's parameters.
 
 Rows come from forward hooks on every leaf module, every residual block (``ResBlock``,
-``Bottleneck``) and the pooling layer, in calling order, named ``<Class>-<index>``
+``Bottleneck``, OSNet's ``OSBlock``) and the pooling layer, in calling order, named ``<Class>-<index>``
 exactly like torchsummary (a module called twice, such as a block's ReLU, gives two
 rows; a row's params are the module's own, so a block row shows 0). Any backbone works,
 timm ones included (their leaf modules are listed). The documented assignment table (72 rows, ending
@@ -25,12 +25,16 @@ import torch
 from torch import nn
 
 from reid.registry import ARCHS
+from reid.model.blocks import Layout
 from reid.model.builder import RESIDUAL_BLOCKS
 from reid.model.network import ReidModel
+from reid.model.osnet import OSBlock
 from reid.spec import ModelSpec
 
 DOCUMENTED_TABLE = "documented_resnet18_128.tsv"
 DOCUMENTED_INPUT = (3, 128, 128)
+#: Modules that get a row of their own although they have children: the residual blocks.
+BLOCK_ROWS = (*RESIDUAL_BLOCKS.values(), OSBlock)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def layer_table(model: ReidModel, batch_size: int = 2) -> list[LayerRow]:
     handles = [
         m.register_forward_hook(hook_for(path))
         for path, m in model.named_modules()
-        if path and (not list(m.children()) or isinstance(m, tuple(RESIDUAL_BLOCKS.values())))
+        if path and (not list(m.children()) or isinstance(m, BLOCK_ROWS))
     ]
     was_training = model.training
     try:
@@ -199,22 +203,25 @@ def compare_with_documented(rows: list[LayerRow]) -> list[Mismatch]:
 def differences_from_documented(model: ModelSpec, input_size: tuple[int, int, int]) -> list[str]:
     """How ``model`` + ``input_size`` differ from the documented network; empty when its table should match.
 
-    A block-spec arch matters only through its block kind and blocks per stage (``layers``
-    overrides the counts); a timm arch always differs.
+    A block-spec arch matters only through its block kind, blocks per stage (``layers``
+    overrides the counts) and IBN-a stages; an OSNet or a timm arch always differs.
 
     Example:
         >>> differences_from_documented(ModelSpec(last_stride=2), (3, 128, 128))
         ['last_stride 2 (documented: 1)']
         >>> differences_from_documented(ModelSpec(arch="resnet50"), (3, 128, 128))
         ['block bottleneck (documented: basic)', 'layers 3,4,6,3 (documented: 2,2,2,2)']
+        >>> differences_from_documented(ModelSpec(arch="resnet50_ibn_a"), (3, 128, 128))[-1]
+        'ibn layer1,layer2,layer3 (documented: none)'
     """
-    if model.arch in ARCHS:
-        layout = ARCHS.get(model.arch)()
-        found = {"block": layout.block, "layers": ",".join(str(n) for n in (model.layers or layout.blocks))}
+    layout = ARCHS.get(model.arch)() if model.arch in ARCHS else None
+    if isinstance(layout, Layout):
+        ibn = ",".join(f"layer{i}" for i, on in enumerate(layout.ibn, 1) if on)
+        found = {"block": layout.block, "layers": ",".join(str(n) for n in (model.layers or layout.blocks)), "ibn": ibn or "none"}
     else:
         found = {"arch": model.arch}
     found |= {"last_stride": str(model.last_stride), "pooling": model.pooling}
-    documented = {"arch": "resnet18", "block": "basic", "layers": "2,2,2,2", "last_stride": "1", "pooling": "avg"}
+    documented = {"arch": "resnet18", "block": "basic", "layers": "2,2,2,2", "ibn": "none", "last_stride": "1", "pooling": "avg"}
     out = [f"{k} {found[k]} (documented: {v})" for k, v in documented.items() if k in found and found[k] != v]
     if tuple(input_size) != DOCUMENTED_INPUT:
         size = "x".join(str(n) for n in input_size)
