@@ -50,7 +50,7 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
     save_checkpoint({"w": torch.arange(3), "epoch": 2, "nested": {"a": [1.5]}}, path)
     state = load_checkpoint(path)
     assert state["epoch"] == 2 and torch.equal(state["w"], torch.arange(3))
-    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp files left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt", "manifest.json"]  # no temp files left
     path.write_bytes(b"garbage")
     with pytest.raises(ReidError, match="unreadable"):
         load_checkpoint(path)
