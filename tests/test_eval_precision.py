@@ -68,7 +68,12 @@ def test_training_time_evaluation_embeds_in_fp32_by_default(monkeypatch, data):
 
 
 def test_evaluation_runtime_choices():
-    assert evaluation_runtime(BF16, "fp32").dtype is None and evaluation_runtime(FP32, "bf16").dtype is torch.bfloat16
+    assert evaluation_runtime(BF16, "fp32").dtype is None
+    if bf16_supported(CPU):
+        assert evaluation_runtime(FP32, "bf16").dtype is torch.bfloat16
+    else:  # an AVX2 CPU (or the suite run with ONEDNN_MAX_CPU_ISA=AVX2): asking for bf16 is a clear error
+        with pytest.raises(ReidError, match="eval.precision"):
+            evaluation_runtime(FP32, "bf16")
     assert evaluation_runtime(BF16, "auto") is BF16
     gpu = Runtime(torch.device("cuda"), torch.bfloat16, channels_last=True)
     assert evaluation_runtime(gpu, "fp32").tf32 is False  # IEEE fp32 inside the forwards, even after bf16 training
