@@ -1,0 +1,52 @@
+"""The house's floors: a module imports (at import time) only from its own floor or the floors below it.
+
+errors → spec · registry · metrics · rerank → model · data · losses → engine · evaluation
+→ api · export · sweep → report → cli (../shared/design.md). Imports inside functions are
+not counted: they run late, which is how an upper floor is reached on purpose (``reid bench``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import reid
+
+FLOORS = [{"errors"}, {"spec", "registry", "metrics", "rerank"}, {"model", "data", "losses"}, {"engine", "evaluation"},
+          {"api", "export", "sweep"}, {"report"}, {"cli", "__main__"}]
+ROOT = Path(reid.__file__).parent
+
+
+def _floor(part: str) -> int:
+    return next(i for i, names in enumerate(FLOORS) if part in names)
+
+
+def _top_level_imports() -> dict[str, set[str]]:
+    """``{top-level part of reid: parts it imports at module level}``, for every module of the package."""
+    edges: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        part = path.relative_to(ROOT).with_suffix("").parts[0]
+        if part == "__init__":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                pieces = name.split(".")
+                if pieces[0] == "reid" and len(pieces) > 1 and pieces[1] != part:
+                    edges.setdefault(part, set()).add(pieces[1])
+    return edges
+
+
+def test_every_part_of_reid_has_a_floor():
+    parts = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file())) and p.stem != "__init__"}
+    assert parts == set().union(*FLOORS)
+
+
+def test_imports_point_down_or_across_a_floor_and_never_in_a_circle():
+    edges = _top_level_imports()
+    upward = sorted(f"{a} → {b}" for a, targets in edges.items() for b in targets if _floor(b) > _floor(a))
+    assert upward == []
+    circles = sorted(f"{a} ↔ {b}" for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, set()))
+    assert circles == []
