@@ -33,6 +33,7 @@ from reid.engine.evaluation import Features, extract_features, extract_sharded, 
 from reid.engine.rundir import RunDir
 from reid.engine.runtime import Runtime
 from reid.spec import AugmentSpec, EvalSpec, LossSpec, SamplerSpec
+from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 TINY = """
@@ -334,10 +335,7 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
 def test_killed_rank_stops_the_run_and_resume_completes(tmp_path, env, spec_path):
     out = tmp_path / "run"
     proc = _torchrun([str(spec_path), "--out", str(out)], env)
-    deadline = time.time() + 300
-    while not (out / "checkpoints/last.pt").is_file():
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
-        time.sleep(0.1)
+    wait_until((out / "checkpoints/last.pt").is_file, "the first checkpoint", 300, proc)
     victim = _rank_pid(proc.pid, 1)
     assert victim is not None
     os.kill(victim, signal.SIGKILL)

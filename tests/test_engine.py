@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from reid.engine.rundir import RunDir
 from reid.engine.trainer import NonFiniteLoss
 from reid.errors import ReidError
 from reid.spec import load_spec_text
+from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 # The learning check runs on the easy renderer (version 1) with 12 validation identities, so that it does not
@@ -106,14 +106,6 @@ def _launch(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill9", "sigint"])
 def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, how, reference):
@@ -123,11 +115,13 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, how, reference):
     out = tmp_path / "interrupted"
     proc = _launch([str(spec_path), "--out", str(out)])
     if how == "kill9":  # kill after the first epoch's checkpoint, part-way through the second epoch
-        _wait_for(lambda: len(_epochs(out)) >= 1 and (out / "checkpoints/last.pt").is_file()
-                  and any(r["kind"] == "iter" and r["epoch"] == 2 for r in RunDir(out).read_metrics()), proc)
+        wait_until(lambda: len(_epochs(out)) >= 1 and (out / "checkpoints/last.pt").is_file()
+                   and any(r["kind"] == "iter" and r["epoch"] == 2 for r in RunDir(out).read_metrics()),
+                   "epoch 2 to start", 240, proc)
         proc.send_signal(signal.SIGKILL)
     else:  # Ctrl-C mid-epoch: a resumable checkpoint is written before exit
-        _wait_for(lambda: any(r["kind"] == "iter" and r["step"] >= 6 for r in RunDir(out).read_metrics()), proc)
+        wait_until(lambda: any(r["kind"] == "iter" and r["step"] >= 6 for r in RunDir(out).read_metrics()),
+                   "step 6", 240, proc)
         proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=120)[0]
     if how == "sigint":

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from fault_log import record
 from reid.engine.experiment import run_experiment
 from reid.engine.rundir import RunDir
 from reid.spec import load_spec_text
+from polling import wait_until
 from tiny_specs import small_run
 
 submitit = pytest.importorskip("submitit")
@@ -35,13 +35,6 @@ def _descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in _descendants(c)]
 
 
-def _wait_for(predicate, what: str, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signalled", ["slurm", "reid-run-only"])
 def test_a_preempted_job_is_requeued_and_resumes_to_the_same_metrics(tmp_path, reference, signalled):
@@ -57,7 +50,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_metrics(tmp_path, r
     job = executor.submit(job_fn)
 
     # mid-epoch 2, after epoch 1's checkpoint
-    _wait_for(lambda: any(r["kind"] == "iter" and r["epoch"] == 2 for r in RunDir(out).read_metrics()), "epoch 2")
+    wait_until(lambda: any(r["kind"] == "iter" and r["epoch"] == 2 for r in RunDir(out).read_metrics()), "epoch 2")
     (task,) = _descendants(job._process.pid)[:1]  # the controller's child: the job's process, running RunJob
     reid_run = _descendants(task)
     assert reid_run, "reid run is not running"

@@ -15,6 +15,7 @@ import pytest
 import reid
 from fault_log import record
 from reid.errors import ReidError
+from polling import wait_until
 from tiny_specs import small_run
 
 SPEC = small_run("busy", seed=5, epochs=6, threads=1)
@@ -30,9 +31,8 @@ def test_readers_of_a_run_in_training_see_a_complete_state_or_in_progress(tmp_pa
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     counts, messages = Counter(), Counter()
     deadline = time.time() + 600
-    while not (out / "metrics.jsonl").is_file():  # reading a directory that is not there yet proves nothing
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
-        time.sleep(0.05)
+    # reading a directory that is not there yet proves nothing
+    wait_until((out / "metrics.jsonl").is_file, "the first metrics", deadline - time.time(), proc)
     try:
         while proc.poll() is None:
             assert time.time() < deadline, "training did not finish"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from reid.engine.rundir import LOCK_FILE, RunDir
 from reid.errors import ReidError
+from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 SPEC = 'name = "locked"\n' + TINY_DATA + FP32_DETERMINISTIC + """
@@ -76,9 +76,7 @@ def test_a_sweep_relaunched_while_its_run_trains_does_not_write_into_it(tmp_path
     spec.write_text(SPEC.replace("max_iters_per_epoch = 1", "max_iters_per_epoch = 40"), encoding="utf-8")
     first = subprocess.Popen([sys.executable, "-m", "reid", "run", str(spec), "--out", str(out), "--plain"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not (out / "spec.toml").is_file() and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until((out / "spec.toml").is_file, "the run directory", 60, first)
     second = subprocess.run([sys.executable, "-m", "reid", "run", "--resume", str(out), "--plain"],
                             capture_output=True, text=True)
     first_out, _ = first.communicate(timeout=300)

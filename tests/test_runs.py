@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from reid.engine.run_status import SessionState, SessionStatus, read_status
 from reid.engine.rundir import RunDir
 from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
 from reid.spec import Spec
+from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
 SCHEDULE = """
@@ -50,10 +50,7 @@ def test_runs_shows_finished_failed_killed_and_running_runs(tmp_path, cli):
     proc = subprocess.Popen([sys.executable, "-m", "reid", "run", str(live), "--out", str(root / "live"), "--plain",
                              "--set", "runtime.threads=1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while not RunDir(root / "live").last_checkpoint.is_file() and time.time() < deadline:
-            time.sleep(0.2)
-        assert proc.poll() is None, "the long run ended early"
+        wait_until(RunDir(root / "live").last_checkpoint.is_file, "the live run's first checkpoint", 120, proc, every=0.2)
         code, out, _ = cli("runs", root, "--format", "json")
         rows = {r["run"].rsplit("/", 1)[-1]: r for r in json.loads(out)}
         assert code == 0 and rows["live"]["status"] == "running" and f"pid {proc.pid} on " in rows["live"]["detail"]
