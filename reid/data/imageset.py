@@ -43,6 +43,7 @@ import contextlib
 import warnings
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Iterator, Sequence
@@ -90,10 +91,14 @@ def _to_rgb8(img: Image.Image) -> tuple[Image.Image, bool]:
     return img.convert("RGB"), True
 
 
+_WARNING_FILTERS = threading.Lock()  # catch_warnings swaps process-wide state: decoding threads take turns
+
+
 def _open_image(path: Path) -> Image.Image:
     """``Image.open`` without PIL's warning for large images (they are resized right away); images past PIL's
-    hard limit still raise :class:`PIL.Image.DecompressionBombError`."""
-    with warnings.catch_warnings():
+    hard limit still raise :class:`PIL.Image.DecompressionBombError`. Safe from the decoding threads: without
+    the lock, one thread leaving ``catch_warnings`` restores the filters while another is still opening."""
+    with _WARNING_FILTERS, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(path)
 
