@@ -217,7 +217,7 @@ def rows(r: dict) -> list[Row]:
         p = "bf16" if r["embed"]["precision"] == "bf16" else "fp32"
         out.append(Row("embedding utilisation (forward FLOPs)", f"{u['embed_tflops']:.3f} TFLOP/s",
                        f"{r['gemm'][f'{p}_peak_tflops']:.3f} TFLOP/s ({p} GEMM peak)", f"{u['embed_share']:.0%}", "", None))
-    if "gemm" in r and "bf16_peak_tflops" in r["gemm"]:
+    if "gemm" in r and "bf16_peak_tflops" in r["gemm"] and r["machine"].get("mkldnn_bf16"):  # no bf16 column where it is emulated
         g = r["gemm"]
         out.append(Row(f"GEMM peak ({g['n']}² matmul)", f"{g['bf16_peak_tflops']:.3f} TFLOP/s bf16",
                        f"{g['fp32_peak_tflops']:.3f} TFLOP/s fp32", f"×{g['bf16_peak_tflops'] / g['fp32_peak_tflops']:.1f}",
