@@ -43,7 +43,9 @@ from pathlib import Path
 from benchmarks.markdown_block import write_block
 from benchmarks.timing import cpu_flags, cpu_model
 from reid.engine.eta import format_duration
+from reid.engine.experiment import changed_keys
 from reid.engine.rundir import RunDir
+from reid.spec import load_spec, load_spec_text
 
 RESULTS = Path(__file__).parent / "results"
 SPEC = "specs/quickstart.toml"
@@ -137,9 +139,6 @@ def table(results: list[dict]) -> str:
 def probe_table(base: Path, runs: list[Path]) -> str:
     """The probe block: each run's settings that differ from the spec ``base``, its precision and
     Rank-1 / mAP after each evaluation (how fast variants of the quickstart learn, single runs)."""
-    from reid.engine.experiment import changed_keys
-    from reid.spec import load_spec, load_spec_text
-
     reference = load_spec(base).model_dump()
     lines = [PROBE_BEGIN, "| settings changed from the former quickstart | precision | Rank-1 / mAP per evaluation (epoch) |",
              "|---|---|---|"]
