@@ -49,6 +49,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: ``data.synth_preset``: synthetic sets shaped like a public benchmark. Keys a spec (or ``--set``) gives itself win
+#: over the preset's; a spec that chooses its own split (``train_ids`` or ``train_fraction``) keeps it.
+SYNTH_PRESETS: dict[str, dict[str, Any]] = {
+    # Market-1501: 1,501 identities, 751 for training (12,936 images there, ~17 each), 6 cameras, one query per
+    # test identity and camera (the market protocol then drops same-camera matches)
+    "market1501": {"identities": 1501, "images_per_identity": 17, "cameras": 6, "train_ids": 751,
+                   "query_rule": "per_camera"},
+}
+
+
 class DataSpec(_Section):
     """Where images come from and how identities are split into train / query / gallery."""
 
@@ -61,6 +71,10 @@ class DataSpec(_Section):
     cameras: int = Field(2, ge=1, le=64)
     synth_seed: int = Field(0, ge=0, description="synthetic: renderer seed (same seed, same pixels)")
     synth_version: int = Field(3, ge=1, le=3, description="synthetic: renderer version (3, the default: as hard as a small real re-ID set — outfits shared across identities, front/back cameras, lighting, blur, crowds, misaligned crops; 2: its heavier-degraded draft; 1: the first, easy set)")
+    synth_preset: Literal["market1501"] | None = Field(
+        None, description="synthetic: a set shaped like a public benchmark. market1501: 1501 identities × 17 images, "
+        "6 cameras, 751 training identities, one query per test identity and camera; keys the spec sets itself win "
+        "(the image size stays data.height × data.width: the Market recipes use 256 × 128)")
     # folder-per-identity layout
     camera_regex: str | None = Field(None, description="folder: regex with one group capturing the camera id")
     # cuhk03
@@ -90,6 +104,25 @@ class DataSpec(_Section):
     @classmethod
     def _registered_dataset(cls, name: str) -> str:
         return registered(DATASETS, name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_synth_preset(cls, data: Any) -> Any:
+        """The keys of ``synth_preset`` the table does not set itself (a split it chooses replaces the preset's).
+        Applied when a table is validated (TOML, ``--set``, ``DataSpec(...)``), not on assignment to a built one."""
+        if not isinstance(data, dict) or data.get("synth_preset") not in SYNTH_PRESETS:
+            return data
+        preset = dict(SYNTH_PRESETS[data["synth_preset"]])
+        if "train_ids" in data or "train_fraction" in data:
+            preset.pop("train_ids", None)
+        return {**preset, **data}
+
+    @model_validator(mode="after")
+    def _preset_is_synthetic(self) -> DataSpec:
+        if self.synth_preset is not None and self.dataset != "synthetic":
+            raise ValueError(f"synth_preset = {self.synth_preset!r} shapes the synthetic set, but dataset = "
+                             f"{self.dataset!r}: set dataset = \"synthetic\" or remove synth_preset")
+        return self
 
 
 class AugmentSpec(_Section):
