@@ -12,11 +12,12 @@ import pytest
 from reid.cli import main
 from reid.data.describe import triplet_count
 from reid.engine.experiment import run_experiment
+from reid.engine.ranked_grid import choose_queries
 from reid.engine.rundir import RunDir
 from reid.model.summary import load_documented_table
 from reid.report import write_report
 from reid.report.markdown import count, num, pct
-from reid.report.retrieval import choose_queries, pca_2d
+from reid.report.retrieval import pca_2d
 from reid.report.assignment.roles import assign_runs, role_of
 from reid.report.runs import load_run
 from reid.spec import load_spec_text

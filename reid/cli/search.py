@@ -76,7 +76,7 @@ def search_figure(results, model, top: int):
     """The ranked-list grid of ``results``: query (blue), then its top gallery images framed green / red
     (same / other identity) or grey (identity unknown)."""
     from reid.api.inputs import ImageItem
-    from reid.report.figures import CORRECT, MATCH_LEGEND, QUERY, UNKNOWN, WRONG, Tile, ranked_grid
+    from reid.engine.ranked_grid import CORRECT, MATCH_LEGEND, QUERY, UNKNOWN, WRONG, Tile, ranked_grid
 
     if not results:
         raise ReidError("no query images", where="--query")

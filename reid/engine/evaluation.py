@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from reid.data.imageset import ImageSet
 from reid.data.loaders import eval_batches
 from reid.engine.distributed import DistContext, gather_rows, shard_indices
 from reid.engine.runtime import Runtime, evaluation_runtime
@@ -97,6 +98,38 @@ def extract_validation(model: torch.nn.Module, data, runtime: Runtime, spec: Eva
     return query, query if data.same_set else extract_sharded(model, data.gallery, runtime, spec, augment, ctx)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation with what it scored: the metrics, and the features and images behind them.
+
+    Training's :class:`~reid.engine.hooks.EvalHook` holds it for the rest of its epoch (TensorBoard draws the
+    last one's ranked lists and embedding projector); nothing stores it — metrics.jsonl, checkpoints and
+    summaries keep :attr:`result` alone.
+
+    Attributes:
+        result: CMC, mAP, mINP … as :func:`evaluate_model` returns them.
+        query, gallery: the features scored (``gallery is query`` for a leave-one-out set).
+        query_images, gallery_images: the image sets they came from (the same object when ``same_set``).
+        same_set: leave-one-out: query ``i`` is gallery ``i`` and is not its own match.
+    """
+
+    result: EvalResult
+    query: Features
+    gallery: Features
+    query_images: ImageSet
+    gallery_images: ImageSet
+    same_set: bool
+
+
+def evaluate_with_features(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
+                           margin: float | None = None, ctx: DistContext = DistContext()) -> Evaluation:
+    """:func:`evaluate_model`, keeping the features and image sets it scored (an :class:`Evaluation`)."""
+    runtime = evaluation_runtime(runtime, spec.precision)
+    query, gallery = extract_validation(model, data, runtime, spec, augment, ctx)
+    return Evaluation(score(query, gallery, spec, data.same_set, margin), query, gallery, data.query, data.gallery,
+                      data.same_set)
+
+
 def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec, augment: AugmentSpec,
                    margin: float | None = None, ctx: DistContext = DistContext()) -> EvalResult:
     """Evaluate ``model`` on ``data.query`` / ``data.gallery`` (with the validation triplet loss when ``margin``
@@ -105,6 +138,4 @@ def evaluate_model(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpe
     The features are embedded at ``spec.precision`` (:func:`~reid.engine.runtime.evaluation_runtime`: fp32
     by default, whatever ``runtime`` trains in; ``auto`` uses ``runtime`` as it is).
     """
-    runtime = evaluation_runtime(runtime, spec.precision)
-    query, gallery = extract_validation(model, data, runtime, spec, augment, ctx)
-    return score(query, gallery, spec, data.same_set, margin)
+    return evaluate_with_features(model, data, runtime, spec, augment, margin, ctx).result

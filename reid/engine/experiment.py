@@ -24,7 +24,7 @@ from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_resumable, model_description, restore_training
 from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
                                      mining_gather)
-from reid.engine.evaluation import evaluate_model
+from reid.engine.evaluation import Evaluation, evaluate_model, evaluate_with_features
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
 from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.run_status import RunStatusHook, record_outcome
@@ -35,7 +35,7 @@ from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSumma
 from reid.engine.tracking import tracking_hooks
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
-from reid.evaluation import EvalResult, resolve_protocol
+from reid.evaluation import resolve_protocol
 from reid.losses import build_loss
 from reid.model import build_model
 from reid.spec import SamplerSpec, Spec, load_spec_text
@@ -140,9 +140,9 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
 
     train_model = wrap_for_training(model, spec, ctx, runtime)
 
-    def evaluate() -> EvalResult:
+    def evaluate() -> Evaluation:
         broadcast_buffers(model, ctx)  # rank 0's BatchNorm statistics: features equal the saved checkpoint's
-        return evaluate_model(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
+        return evaluate_with_features(model, data, runtime, spec.eval, spec.augment, margin=spec.loss.margin, ctx=ctx)
 
     eval_images = len(data.query) + (0 if data.same_set else len(data.gallery))
     progress = ProgressHook(console, plain=plain, eval_every=spec.eval.every,

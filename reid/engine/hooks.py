@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reid.engine.checkpoint import model_checkpoint, save_checkpoint, training_checkpoint
 from reid.engine.distributed import DistContext, gather_objects
 from reid.engine.eta import RunClock, RunPlan, format_duration
+from reid.engine.evaluation import Evaluation
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import ClosingHook, Hook, Timer, Trainer
-from reid.evaluation import EvalResult
 
 
 def evaluates_after(epoch: int, every: int, epochs: int) -> bool:
@@ -36,20 +36,30 @@ class EvalHook(Hook):
     """Evaluates every ``every`` epochs and after the last; adds the metrics to the epoch record.
 
     Args:
-        evaluate: ``evaluate() -> EvalResult`` of the current weights (see :func:`reid.engine.evaluation.evaluate_model`).
+        evaluate: ``evaluate() -> Evaluation`` of the current weights (see
+            :func:`reid.engine.evaluation.evaluate_with_features`).
         every: evaluation period in epochs.
+
+    Attributes:
+        evaluation: this epoch's :class:`~reid.engine.evaluation.Evaluation` for the hooks after this one, from
+            the evaluation to the next epoch's start (``None`` in epochs without one: its features are not held
+            while training); after the last epoch, the last evaluation.
     """
 
-    def __init__(self, evaluate: Callable[[], EvalResult], every: int):
+    def __init__(self, evaluate: Callable[[], Evaluation], every: int):
         self.evaluate, self.every = evaluate, every
-        self.latest: EvalResult | None = None
+        self.evaluation: Evaluation | None = None
+
+    def before_epoch(self, trainer: Trainer) -> None:
+        """Let go of the previous evaluation."""
+        self.evaluation = None
 
     def after_epoch(self, trainer: Trainer) -> None:
         """Evaluate when the epoch number is a multiple of ``every`` or is the last."""
         if evaluates_after(trainer.state.epoch, self.every, trainer.epochs):
             timer = Timer()
-            self.latest = self.evaluate()
-            trainer.epoch_record.update(self.latest.to_record(), eval_seconds=round(timer.seconds, 3))
+            self.evaluation = self.evaluate()
+            trainer.epoch_record.update(self.evaluation.result.to_record(), eval_seconds=round(timer.seconds, 3))
 
 
 class MetricsHook(Hook):

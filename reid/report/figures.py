@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg canvas, no pyplot state), saved as deterministic PNGs.
+"""The report's figures (matplotlib, Agg canvas, no pyplot state), saved as deterministic PNGs; the ranked-list
+grid is :func:`reid.engine.ranked_grid.retrieval_figure`, shared with TensorBoard.
 
 Every figure has a title, labelled axes with units and a legend; :func:`save` strips the
 "Software" metadata and uses a fixed DPI, so the same data gives the same bytes.
@@ -11,28 +12,16 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from reid.engine.ranked_grid import DPI, new_figure
 from reid.report.markdown import metric_label
-
-DPI = 110
-CORRECT, WRONG, QUERY, UNKNOWN = (0, 160, 60), (220, 30, 30), (40, 90, 220), (150, 150, 150)
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A figure on an Agg canvas (independent of pyplot and of the current backend)."""
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -117,68 +106,6 @@ def comparison_figure(series: list[tuple[str, list[dict]]], keys: list[str], tit
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def _bordered(image: torch.Tensor, colour: tuple[int, int, int]) -> np.ndarray:
-    """uint8 3×H×W → H×W×3 with a coloured frame."""
-    img = image.permute(1, 2, 0).numpy()
-    width = max(2, img.shape[0] // 20)
-    out = np.empty((img.shape[0] + 2 * width, img.shape[1] + 2 * width, 3), dtype=np.uint8)
-    out[:] = colour
-    out[width:-width, width:-width] = img
-    return out
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One image of a ranked grid: uint8 3×H×W pixels, a caption above it and a frame colour."""
-
-    image: torch.Tensor
-    caption: str
-    colour: tuple[int, int, int]
-
-
-def ranked_grid(rows: list[list[Tile]], title: str, legend: list[tuple[tuple[int, int, int], str]],
-                columns: int | None = None) -> Figure:
-    """One row per query: its tiles left to right (the query first), framed and captioned; ``legend`` below.
-
-    The grid has ``columns`` columns (default: the longest row); shorter rows leave blank cells.
-    """
-    top = (columns or max(len(r) for r in rows)) - 1
-    h, w = rows[0][0].image.shape[1:]
-    cell_w, caption = 1.05, 0.32
-    cell_h = cell_w * h / w + caption
-    fig = new_figure(cell_w * (top + 1) + 0.2, len(rows) * cell_h + 1.05)
-    axes = fig.subplots(len(rows), top + 1, squeeze=False)
-    # fixed margins instead of tight_layout: the same layout every time, and fast for many small axes
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.7 / fig.get_figheight(), bottom=0.35 / fig.get_figheight(),
-                        wspace=0.08, hspace=caption / (cell_h - caption) * 1.1)
-    for ax_row, tiles in zip(axes, rows):
-        for ax, tile in zip(ax_row, tiles):
-            ax.imshow(_bordered(tile.image, tile.colour))
-            ax.text(0.5, 1.02, tile.caption, transform=ax.transAxes, ha="center", va="bottom", fontsize=6)
-        for ax in ax_row:
-            ax.axis("off")
-    handles = [Patch(color=np.array(c) / 255, label=t) for c, t in legend]
-    fig.legend(handles=handles, loc="lower center", ncol=len(legend), fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
-#: the legend of a ranked grid whose identities are known
-MATCH_LEGEND = [(QUERY, "query"), (CORRECT, "same identity (correct)"), (WRONG, "other identity (wrong)")]
-
-
-def retrieval_figure(val, lists, title: str) -> Figure:
-    """One row per query: the query (blue frame), then its ranked gallery (green: same identity, red: not)."""
-    rows = []
-    for ranked in lists:
-        q = ranked.query
-        row = [Tile(val.query_images[q], f"query\nid {int(val.query.pids[q])} · cam {int(val.query.camids[q])}", QUERY)]
-        row += [Tile(val.gallery_images[g], f"#{i + 1} id {int(val.gallery.pids[g])}\nd={ranked.distances[i]:.3g}",
-                     CORRECT if ranked.correct[i] else WRONG) for i, g in enumerate(ranked.gallery)]
-        rows.append(row)
-    return ranked_grid(rows, title, MATCH_LEGEND)
 
 
 def embedding_figure(points: torch.Tensor, pids: torch.Tensor, explained: tuple[float, float], title: str) -> Figure:

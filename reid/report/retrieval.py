@@ -6,6 +6,8 @@ evaluation used, ranked lists from :func:`reid.evaluation.top_k` under the run's
 
 Example::
 
+    from reid.engine.ranked_grid import choose_queries
+
     val = embed_validation(load_run("runs/q8"))
     lists = ranked_lists(val, choose_queries(val.query.pids, 6), top=10, spec=load_run("runs/q8").spec.eval)
     points, explained = pca_2d(val.query.features)
@@ -64,22 +66,6 @@ def embed_validation(run: Run) -> Validation:
         checkpoint=str(model.checkpoint.relative_to(run.rundir.path)), checkpoint_epoch=model.epoch,
         metrics=result.to_record(),
     )
-
-
-def choose_queries(pids: torch.Tensor, n: int) -> list[int]:
-    """Indices of the first image of ``n`` identities spread evenly over the sorted identities.
-
-    Example:
-        >>> choose_queries(torch.tensor([5, 5, 7, 7, 9, 9]), 2)
-        [0, 4]
-    """
-    ids = sorted(set(pids.tolist()))
-    n = min(n, len(ids))
-    picked = [ids[round(i * (len(ids) - 1) / max(n - 1, 1))] for i in range(n)]
-    first = {}
-    for i, pid in enumerate(pids.tolist()):
-        first.setdefault(pid, i)
-    return [first[pid] for pid in picked]
 
 
 def ranked_lists(val: Validation, queries: list[int], top: int, spec: EvalSpec) -> list[RankedList]:

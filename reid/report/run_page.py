@@ -14,10 +14,11 @@ import json
 import torch
 
 from reid.engine.experiment import changed_keys
-from reid.report.figures import embedding_figure, retrieval_figure
+from reid.engine.ranked_grid import choose_queries, retrieval_figure
+from reid.report.figures import embedding_figure
 from reid.report.markdown import count, pct, table
 from reid.report.pages import Figures
-from reid.report.retrieval import choose_queries, embed_validation, pca_2d, rank1_by_camera, ranked_lists
+from reid.report.retrieval import embed_validation, pca_2d, rank1_by_camera, ranked_lists
 from reid.report.run_parts import cost_table, curves, epoch_table, final_table, loss_name, observations
 from reid.report.runs import Run, provenance
 from reid.spec import Spec
@@ -58,7 +59,8 @@ def retrieval_section(run: Run, figures: Figures, slug: str) -> list[str]:
     out = [
         f"Weights: `{val.checkpoint}` (epoch {val.checkpoint_epoch}), re-embedded in fp32; each row is a query and "
         f"the top {TOP} of its gallery after the protocol's removals (green: same identity, red: another).",
-        figures.add(retrieval_figure(val, lists, f"{run.name}: query and top-{TOP} gallery"),
+        figures.add(retrieval_figure(lists, val.query, val.gallery, val.query_images, val.gallery_images,
+                                     f"{run.name}: query and top-{TOP} gallery"),
                     f"{slug}_retrieval", f"{run.name} ranked retrieval"),
         figures.add(embedding_figure(points, pids, explained, f"{run.name}: validation embeddings, first two "
                                      "principal components"), f"{slug}_embedding", f"{run.name} embedding PCA"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from reid.report.figures import embedding_figure, retrieval_figure
+from reid.engine.ranked_grid import choose_queries, retrieval_figure
+from reid.report.figures import embedding_figure
 from reid.report.markdown import metric_label
 from reid.report.markdown import num, pct, table
-from reid.report.retrieval import choose_queries, embed_validation, pca_2d, ranked_lists
+from reid.report.retrieval import embed_validation, pca_2d, ranked_lists
 from reid.report.assignment.roles import missing_run_line
 from reid.report.assignment.section import ReportContext, Section
 from reid.report.runs import Run, provenance
@@ -44,8 +45,9 @@ def run_visuals(ctx: ReportContext, run: Run, question: str) -> list[str]:
         f"Weights: `{val.checkpoint}` (epoch {val.checkpoint_epoch}), re-embedded in fp32. "
         f"Queries: the first image of {len(queries)} identities spread evenly over the validation identities; "
         f"each row shows the top {TOP} of its gallery after the protocol's removals.",
-        ctx.figure(retrieval_figure(val, lists, f"{label} ({run.name}): query and top-{TOP} gallery, "
-                                               f"{'squared euclidean' if ev.distance == 'euclidean' else 'cosine'} distance"),
+        ctx.figure(retrieval_figure(lists, val.query, val.gallery, val.query_images, val.gallery_images,
+                                    f"{label} ({run.name}): query and top-{TOP} gallery, "
+                                    f"{'squared euclidean' if ev.distance == 'euclidean' else 'cosine'} distance"),
                    f"{tag}_retrieval", f"{label} ranked retrieval"),
         f"Rank-1 correct for {hits} of the {len(lists)} queries shown; true matches in the shown top-{TOP} lists: "
         f"{sum(sum(r.correct) for r in lists)} of {sum(len(r.correct) for r in lists)}.",
