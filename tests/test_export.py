@@ -1,4 +1,4 @@
-"""Export: ONNX and TorchScript files of a tiny model reproduce PyTorch's embeddings, with a dynamic batch."""
+"""Export: ONNX and TorchScript files of a tiny model reproduce PyTorch's embeddings, with dynamic batch, height and width."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ def test_dynamic_batch(exported, model, batch):
     assert out.shape == (batch, 512)
     with torch.no_grad():
         torch.testing.assert_close(out, F.normalize(model.embed(x), dim=1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("height, width", [(128, 64), (48, 40)])
+def test_dynamic_height_and_width(exported, height, width):
+    """Traced at 64×32, the file embeds other sizes as the PyTorch model's embed does; the metadata keeps 64×32."""
+    report = check_parity(exported, torch.randn(5, 3, height, width, generator=torch.Generator().manual_seed(height)))
+    assert report.max_abs_diff < 1e-4 and report.min_cosine > 0.99999 and report.ok
+    assert (exported.metadata["height"], exported.metadata["width"]) == ("64", "32")
 
 
 def test_unnormalised_export_is_the_embedding(model, tmp_path):

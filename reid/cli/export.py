@@ -32,7 +32,8 @@ def export_command(
     """Export RUN's model (images → the embedding the run evaluates with, flip-averaged when it flips) and check parity.
 
     The file takes float32 N×3×H×W batches, RGB, pixel/255 then (x − mean) / std — size, mean, std and
-    channel order are printed and written into the file's metadata — with a dynamic batch dimension.
+    channel order are printed and written into the file's metadata — with dynamic batch, height and width (the
+    metadata's size, the trained one, is the preferred size).
     Random and validation images then go through the loaded model's own embedding and the file; the command exits 1 if the
     smallest cosine similarity is below 0.9999. Examples: `reid export runs/quickstart`,
     `reid export runs/q8 --format torchscript --out q8.pt`.

@@ -60,8 +60,9 @@ def export_model(model: nn.Module, preprocess, normalize: bool, fmt: str, out: s
 
     The file maps float32 images ``N×3×H×W`` — RGB, ``pixel / 255`` then ``(x − mean) / std`` per
     channel, i.e. :func:`reid.data.transforms.normalize` — to ``model.embed(images)``, averaged with the
-    mirrored images' embedding if ``flip`` and L2-normalised if ``normalize``. The batch dimension is dynamic. The model is exported from the CPU in eval mode
-    and fp32 (its own mode is restored afterwards).
+    mirrored images' embedding if ``flip`` and L2-normalised if ``normalize``. Batch, height and width are dynamic
+    (the graph is traced at the preprocessing's size, which the metadata records as the preferred one). The model is
+    exported from the CPU in eval mode and fp32 (its own mode is restored afterwards).
 
     Args:
         model: a :class:`reid.model.ReidModel` (anything with ``embed``).

@@ -6,12 +6,14 @@ embedding the run evaluates with (:meth:`reid.model.ReidModel.embed`: after the 
 is one), averaged with the mirrored image's when the run's evaluation flips (``eval.flip``, in the
 same order of operations as :func:`reid.engine.evaluation.embed_batch`), L2-normalised when the
 run's evaluation normalises. Normalising the pixels stays outside
-the graph, so the exported file takes what the PyTorch model takes.
+the graph, so the exported file takes what the PyTorch model takes. The model pools its whole
+final feature map (:mod:`reid.model.pooling`), so the graph takes any height and width; the
+metadata's ``height`` and ``width`` are the size it was trained at, the preferred one.
 
 Example:
     >>> p = as_preprocess((256, 128, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "RGB"))
     >>> describe(p, normalize=True, embedding_dim=512)["input"]
-    'float32 N×3×256×128, RGB, pixel/255 then (x − mean) / std per channel, mean (0.5, 0.5, 0.5), std (0.25, 0.25, 0.25)'
+    'float32 N×3×H×W (trained at 256×128, the preferred size; any H, W run), RGB, pixel/255 then (x − mean) / std per channel, mean (0.5, 0.5, 0.5), std (0.25, 0.25, 0.25)'
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def describe(pre: Preprocess, normalize: bool, embedding_dim: int, flip: bool = 
     """The metadata written into an exported file (all values strings): input and output, spelled out."""
     mean, std = (f"({', '.join(f'{v:g}' for v in t)})" for t in (pre.mean, pre.std))
     return {
-        "input": f"float32 N×3×{pre.height}×{pre.width}, {pre.channels}, pixel/255 then (x − mean) / std per channel,"
-                 f" mean {mean}, std {std}",
+        "input": f"float32 N×3×H×W (trained at {pre.height}×{pre.width}, the preferred size; any H, W run), {pre.channels},"
+                 f" pixel/255 then (x − mean) / std per channel, mean {mean}, std {std}",
         "output": f"float32 N×{embedding_dim} embedding{', mean with the mirrored image' if flip else ''}"
                   f"{', L2-normalised' if normalize else ''}",
         "height": str(pre.height),

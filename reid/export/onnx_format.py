@@ -1,4 +1,4 @@
-"""ONNX files: export with a dynamic batch dimension, metadata in ``metadata_props``, run with onnxruntime.
+"""ONNX files: export with dynamic batch, height and width, metadata in ``metadata_props``, run with onnxruntime.
 
 ``onnx`` and ``onnxruntime`` are the optional ``export`` extra; without them every function here
 raises one :class:`ReidError` naming the install command. The graph is written by torch's
@@ -45,14 +45,15 @@ def require_extra():
 
 
 def save(graph: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str]) -> None:
-    """Export ``graph`` (traced on ``example``) to ``path`` with a dynamic batch dimension and ``metadata``."""
+    """Export ``graph`` (traced on ``example``) to ``path`` with dynamic batch, height and width and ``metadata``."""
     onnx, _ = require_extra()
     path = Path(path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*feature will be removed.*")
         torch.onnx.export(graph, (example,), str(path), dynamo=False, opset_version=OPSET, input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+                          output_names=[OUTPUT],
+                          dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch"}})
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, dict(metadata))
     onnx.checker.check_model(model)

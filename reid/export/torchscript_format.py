@@ -1,4 +1,4 @@
-"""TorchScript files: a traced graph (dynamic batch), metadata as the extra file ``reid_metadata.json``.
+"""TorchScript files: a traced graph (dynamic batch, height and width), metadata as the extra file ``reid_metadata.json``.
 
 Needs nothing beyond torch. ``torch.jit`` is deprecated in favour of ``torch.export`` in recent torch;
 its deprecation warnings are silenced here, the files load with ``torch.jit.load`` in C++ and Python.

@@ -2,13 +2,17 @@
 
 The pooling window is derived from the final feature-map size (itself derived from
 the input size by stride arithmetic), never typed in: for 3×128×128 input and last
-stride 1 the map is 8×8, so average pooling uses an 8×8 kernel.
+stride 1 the map is 8×8, so average pooling uses an 8×8 kernel. That kernel is what the
+layer table, ``reid inspect`` and the assignment show; the model itself pools the whole
+final map whatever its size, so a model built for one input size embeds (and exports for)
+any other.
 
 Example:
     >>> pooling_geometry((8, 8))
     PoolingGeometry(feature_size=(8, 8), kernel=(8, 8), stride=(1, 1), output_size=(1, 1))
-    >>> POOLINGS.get("avg")(pooling_geometry((8, 4)))
-    AvgPool2d(kernel_size=(8, 4), stride=(1, 1), padding=0)
+    >>> pool = POOLINGS.get("avg")(pooling_geometry((8, 4)))
+    >>> pool, pool(torch.ones(1, 2, 16, 8)).shape
+    (AvgPool2d(kernel_size=(8, 4), stride=(1, 1), padding=0), torch.Size([1, 2, 1, 1]))
 """
 
 from __future__ import annotations
@@ -45,6 +49,30 @@ def pooling_geometry(feature_size: tuple[int, int]) -> PoolingGeometry:
     return PoolingGeometry(feature_size=kernel, kernel=kernel, stride=stride, output_size=out)
 
 
+class AvgPool2d(nn.AvgPool2d):
+    """Global average pooling of the whole map, whatever its size; ``kernel_size`` is the map size it was built for.
+
+    A subclass of torch's ``AvgPool2d`` under the same name, so the layer table keeps the documented
+    ``AvgPool2d-72`` row and ``reid inspect`` its 8×8 kernel while the model pools any input size.
+    At the built size it computes what ``nn.AvgPool2d`` computes (to float rounding).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool (B, C, H, W) to (B, C, 1, 1), for any H and W."""
+        return F.adaptive_avg_pool2d(x, 1)
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """Global max pooling of the whole map, whatever its size; ``kernel_size`` is the map size it was built for.
+
+    A subclass of torch's ``MaxPool2d`` under the same name, for the same reason as :class:`AvgPool2d`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool (B, C, H, W) to (B, C, 1, 1), for any H and W."""
+        return F.adaptive_max_pool2d(x, 1)
+
+
 class GeM(nn.Module):
     """Generalised-mean pooling over the whole map: ``mean(x.clamp(eps) ** p) ** (1/p)``, learnable ``p``.
 
@@ -58,19 +86,19 @@ class GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pool (B, C, H, W) to (B, C, 1, 1)."""
-        return F.avg_pool2d(x.clamp(min=self.eps).pow(self.p), x.shape[-2:]).pow(1.0 / self.p)
+        return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(self.p), 1).pow(1.0 / self.p)
 
 
 @POOLINGS.register("avg")
 def avg_pool(geometry: PoolingGeometry) -> nn.Module:
-    """Average pooling with a kernel the size of the final feature map."""
-    return nn.AvgPool2d(kernel_size=geometry.kernel, stride=geometry.stride)
+    """Average pooling with a kernel the size of the final feature map (and of any other map it is given)."""
+    return AvgPool2d(kernel_size=geometry.kernel, stride=geometry.stride)
 
 
 @POOLINGS.register("max")
 def max_pool(geometry: PoolingGeometry) -> nn.Module:
-    """Max pooling with a kernel the size of the final feature map."""
-    return nn.MaxPool2d(kernel_size=geometry.kernel, stride=geometry.stride)
+    """Max pooling with a kernel the size of the final feature map (and of any other map it is given)."""
+    return MaxPool2d(kernel_size=geometry.kernel, stride=geometry.stride)
 
 
 @POOLINGS.register("gem")
