@@ -97,9 +97,16 @@ class _Images(torch.utils.data.Dataset):
         return self.transform(self.images[i]), self.pids[i]
 
 
-def dataloader_loop(w: Workload, iters: int, device: torch.device, workers: int, amp: bool) -> Callable[[], int]:
-    """The loop a user writes: ``DataLoader`` (workers, pinned memory, torchvision transforms), fp32 or bf16 AMP, Adam."""
-    model = w.model().to(device).train()
+def dataloader_loop(w: Workload, iters: int, device: torch.device, workers: int, amp: bool,
+                    model: nn.Module | None = None, channels_last: bool = False) -> Callable[[], int]:
+    """The loop a user writes: ``DataLoader`` (workers, pinned memory, torchvision transforms), fp32 or bf16 AMP, Adam.
+
+    ``model`` is any classifier of the batch (logits, or a dict holding them; default: the workload's reid model);
+    ``channels_last`` puts it and each batch in the NHWC memory format.
+    """
+    model = (model if model is not None else w.model()).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=w.spec.optim.lr, weight_decay=w.spec.optim.weight_decay)
     criterion = nn.CrossEntropyLoss()
     loader = torch.utils.data.DataLoader(_Images(w), batch_size=w.batch_size, shuffle=True, drop_last=True,
@@ -117,8 +124,11 @@ def dataloader_loop(w: Workload, iters: int, device: torch.device, workers: int,
                 batches = iter(loader)
                 continue
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = criterion(model(x)["logits"], y)
+                out = model(x)
+                loss = criterion(out["logits"] if isinstance(out, dict) else out, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -267,36 +277,37 @@ def section_commands(work: Path, out: dict) -> None:
     run_command("torchrun", torchrun, out, work / "torchrun", timeout=240)
 
 
+def met(ok: bool | None) -> str:
+    """The table's "met" cell: ``yes``, ``NO``, or empty where there is no target."""
+    return "" if ok is None else ("yes" if ok else "NO")
+
+
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
     """(check, measured, target, met) rows of the table from the results ``r``."""
     out: list[tuple[str, str, str, str]] = []
-
-    def mark(ok: bool | None) -> str:
-        return "" if ok is None else ("yes" if ok else "NO")
-
     if "tests" in r:
         t = r["tests"]
         out.append(("cuda-marked tests", f"{t.get('passed', 0)} passed, {t.get('failed', 0)} failed, "
-                    f"{t.get('skipped', 0)} skipped ({t['seconds']:.0f} s)", "all pass", mark(t["rc"] == 0 and not t.get("skipped"))))
+                    f"{t.get('skipped', 0)} skipped ({t['seconds']:.0f} s)", "all pass", met(t["rc"] == 0 and not t.get("skipped"))))
     for name, label in (("quickstart", "quickstart on cuda (2 epochs × 40 iterations)"),
                         ("torchrun", "torchrun --nproc_per_node 1 (NCCL path)")):
         if name in r:
             c = r[name]
             rank1 = f"{c['rank1']:.3f}" if c.get("rank1") is not None else "–"
-            out.append((label, f"exit {c['rc']}, {c['seconds']:.0f} s, Rank-1 {rank1}", "exit 0", mark(c["rc"] == 0)))
+            out.append((label, f"exit {c['rc']}, {c['seconds']:.0f} s, Rank-1 {rank1}", "exit 0", met(c["rc"] == 0)))
     if "train" in r:
         t = r["train"]
         out.append((f"training img/s, reid ({t['precision']}, batch {t['batch']})", f"{t['reid']:.0f}", "", ""))
         out.append(("training img/s, plain fp32 DataLoader loop", f"{t['plain']:.0f}",
-                    f"reid ≥ {TARGETS['over_plain']}×", mark(t["reid"] >= TARGETS["over_plain"] * t["plain"])))
+                    f"reid ≥ {TARGETS['over_plain']}×", met(t["reid"] >= TARGETS["over_plain"] * t["plain"])))
         out.append(("training img/s, same loop with bf16 AMP", f"{t['plain_amp']:.0f}",
-                    f"reid ≥ {TARGETS['over_amp']}×", mark(t["reid"] >= TARGETS["over_amp"] * t["plain_amp"])))
+                    f"reid ≥ {TARGETS['over_amp']}×", met(t["reid"] >= TARGETS["over_amp"] * t["plain_amp"])))
         out.append(("reid over plain fp32 / over AMP", f"×{t['reid'] / t['plain']:.2f} / ×{t['reid'] / t['plain_amp']:.2f}", "", ""))
     if "input_img_s" in r:
         ratio = r["input_img_s"] / r["train"]["reid"] if "train" in r else None
         out.append(("input pipeline img/s (TrainLoader → device)",
                     f"{r['input_img_s']:.0f}" + (f" (×{ratio:.1f} training)" if ratio else ""),
-                    f"≥ {TARGETS['input_over_train']}× training", mark(None if ratio is None else ratio >= TARGETS["input_over_train"])))
+                    f"≥ {TARGETS['input_over_train']}× training", met(None if ratio is None else ratio >= TARGETS["input_over_train"])))
     for key, label in (("compile", "runtime.compile"), ("compile_reduce-overhead", 'compile_mode "reduce-overhead"')):
         if key in r:
             c = r[key]
@@ -305,7 +316,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             if "train" in r:
                 ratio = c["compiled"] / r["train"]["plain"]
                 out.append((f"reid with {label} over plain fp32", f"×{ratio:.2f}", f"≥ {TARGETS['over_plain']}×",
-                            mark(ratio >= TARGETS["over_plain"])))
+                            met(ratio >= TARGETS["over_plain"])))
     if r.get("profile", {}).get("device_busy_share"):  # no device time on the CPU
         p = r["profile"]
         top = ", ".join(f"{k['name']} {k['share']:.0%}" for k in p["top"][:3])
@@ -315,24 +326,29 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     if "eval" in r:
         e = r["eval"]
         out.append((f"evaluation {' × '.join(map(str, e['shape']))} (evaluate_features)", f"{e['seconds']:.3f} s",
-                    f"< {TARGETS['eval_seconds']} s", mark(e["seconds"] < TARGETS["eval_seconds"])))
+                    f"< {TARGETS['eval_seconds']} s", met(e["seconds"] < TARGETS["eval_seconds"])))
     if "conv" in r:
         c = r["conv"]
         out.append((f"bf16 conv peak ({c.get('shape')})", f"{c['tflops']:.1f} TFLOP/s", "", ""))
         if "train" in r and "flops_per_image" in r and c["tflops"] > 0:
             share = r["train"]["reid"] * 3 * r["flops_per_image"] / 1e12 / c["tflops"]
             out.append(("training share of the bf16 conv peak (3 × forward FLOPs)", f"{share:.0%}",
-                        f"≥ {TARGETS['conv_share']:.0%}", mark(share >= TARGETS["conv_share"])))
+                        f"≥ {TARGETS['conv_share']:.0%}", met(share >= TARGETS["conv_share"])))
     for name, message in r.get("errors", {}).items():
         out.append((f"{name}: error", message, "", "NO"))
     return out
 
 
+def markdown_table(checks: list[tuple[str, str, str, str]]) -> str:
+    """(check, measured, target, met) rows as one Markdown table."""
+    lines = ["| check | measured | target | met |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in checks]
+    return "\n".join(lines)
+
+
 def table(r: dict) -> str:
     """The results as one Markdown table."""
-    lines = ["| check | measured | target | met |", "| --- | --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
-    return "\n".join(lines)
+    return markdown_table(rows(r))
 
 
 def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool | None = None,

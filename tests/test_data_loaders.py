@@ -129,3 +129,11 @@ def test_cuda_loader_yields_device_batches_equal_to_the_cpu_loader(data, monkeyp
     assert (cuda.device_images is not None) == room
     for (x, y), (cx, cy) in zip(run_epoch(cuda), run_epoch(TrainLoader(data.train, sampler, augment, seed=2))):
         assert x.is_cuda and y.is_cuda and torch.equal(x.cpu(), cx) and torch.equal(y.cpu(), cy)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_eval_batches_are_made_on_the_gpu_with_the_cpu_values(data):
+    cpu = list(eval_batches(data.query, 5, AugmentSpec(), flip=True))
+    cuda = list(eval_batches(data.query, 5, AugmentSpec(), flip=True, device="cuda"))
+    assert len(cuda) == len(cpu) and all(g.is_cuda and torch.equal(g.cpu(), c) for g, c in zip(cuda, cpu))
