@@ -89,7 +89,8 @@ def test_the_last_evaluation_is_drawn_as_a_ranked_grid_and_a_projector(tb_run):
     vectors, metadata = tsv(out / "tb" / embedding.tensor_path), tsv(out / "tb" / embedding.metadata_path)
     assert len(vectors) == len(query) == 36 and len({len(v) for v in vectors}) == 1
     assert metadata[0] == ["pid", "camid", "split"]
-    assert metadata[1:] == [[str(p), str(c), "leave-one-out"] for p, c in zip(query.pids.tolist(), query.camids.tolist())]
+    assert metadata[1:] == [[str(p), str(c), "leave-one-out"]
+                            for p, c in zip(query.pids.tolist(), query.camids.tolist())]
     sprite = Image.open(out / "tb" / embedding.sprite.image_path)
     assert list(embedding.sprite.single_image_dim) == [tb.THUMBNAIL, tb.THUMBNAIL]
     assert sprite.size == (tb.THUMBNAIL * math.ceil(math.sqrt(36)),) * 2

@@ -12,8 +12,8 @@ per run — not at every evaluation, so tb/ holds one projector and the drawing 
 an evaluation's: BENCHMARKS.md, TensorBoard section): the image ``eval/ranked_lists``
 (:func:`ranked_list_image`: :data:`QUERIES` queries, each with its top :data:`TOP` gallery images framed
 green / red) and the embedding projector ``embeddings`` (:func:`write_projector`: at most
-:data:`PROJECTOR_POINTS` query and gallery features with their pid, camid and split, and thumbnails). A run stopped before its last epoch has neither until it is
-resumed to the end.
+:data:`PROJECTOR_POINTS` query and gallery features with their pid, camid and split, and thumbnails).
+A run stopped before its last epoch has neither until it is resumed to the end.
 """
 
 from __future__ import annotations
@@ -171,7 +171,8 @@ def write_projector(writer, evaluation: Evaluation, spec: EvalSpec, step: int) -
         index = chosen[(chosen >= start) & (chosen < start + len(feats.pids))] - start
         start += len(feats.pids)
         features.append(feats.features[index])
-        metadata += [[pid, camid, split] for pid, camid in zip(feats.pids[index].tolist(), feats.camids[index].tolist())]
+        metadata += [[pid, camid, split]
+                     for pid, camid in zip(feats.pids[index].tolist(), feats.camids[index].tolist())]
         images.append(thumbnails(pixels(imageset, index.tolist()), THUMBNAIL))
     mat = torch.cat(features)
     if spec.normalize or spec.distance == "cosine":
