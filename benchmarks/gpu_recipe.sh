@@ -12,7 +12,8 @@
 # Render the table into BENCHMARKS.md here with
 #     python -m benchmarks.gpu_recipe --from-json benchmarks/results/gpu_recipe-h200.json --out BENCHMARKS.md
 # RECIPE_SPEC picks another spec (default specs/market1501-bot.toml); RECIPE_SETS adds --set overrides
-# (e.g. 'runtime.compile=true runtime.compile_mode="reduce-overhead"').
+# (e.g. 'runtime.compile=true runtime.compile_mode="reduce-overhead"'). Arguments go to benchmarks/gpu_recipe.py:
+# `OUT=/tmp/x bash benchmarks/gpu_recipe.sh --cpu-smoke` runs the whole script on a CPU in seconds.
 set -uo pipefail
 start=$SECONDS
 since=$(date +%s.%N)
@@ -32,7 +33,7 @@ sets=()
 for s in ${RECIPE_SETS:-}; do sets+=(--set "$s"); done
 python3 -m benchmarks.gpu_recipe --spec "${RECIPE_SPEC:-specs/market1501-bot.toml}" --since "$since" \
   --budget "${RECIPE_SECONDS:-530}" --work "$work" --json "$out/gpu_recipe.json" --out "$out/gpu_recipe.md" \
-  "${sets[@]}" 2>&1 | tee "$out/gpu_recipe.log"
+  "${sets[@]}" "$@" 2>&1 | tee "$out/gpu_recipe.log"
 status=${PIPESTATUS[0]}
 cp "$work/recipe.log" "$out/recipe.log" 2>/dev/null
 cp "$work/run/metrics.jsonl" "$out/recipe_metrics.jsonl" 2>/dev/null
