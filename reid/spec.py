@@ -314,6 +314,10 @@ class RuntimeSpec(_Section):
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
     sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun")
+    collective_timeout_s: float | None = Field(
+        None, ge=2, le=86_400, description="under torchrun: seconds a collective operation waits for every rank "
+        "before the job fails with an error naming the rank that hangs, was stopped or died (None: "
+        "$REID_DIST_TIMEOUT, else 120)")
 
 
 class Spec(_Section):

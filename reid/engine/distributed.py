@@ -2,19 +2,30 @@
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`init_distributed` reads
 them. Without them everything here is a no-op for a single process. Collective calls carry a
-timeout, so a rank that dies makes the others fail within bounded time instead of hanging.
+timeout (``runtime.collective_timeout_s``), so a rank that dies, hangs or is stopped makes the others
+fail within bounded time instead of hanging; :func:`collective_failures` turns that failure into one
+error line naming the rank that did not answer.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
 from reid.errors import ReidError
+
+#: the collective timeout when neither ``runtime.collective_timeout_s`` nor ``$REID_DIST_TIMEOUT`` sets one
+DEFAULT_COLLECTIVE_TIMEOUT_S = 120.0
+TIMEOUT_ENV = "REID_DIST_TIMEOUT"
+#: store keys under which ranks whose collective failed answer the roll call (:func:`collective_failures`)
+ROLL_CALL_KEY = "reid/collective-failed"
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     launched: bool = False  # started by torchrun (a process group is joined even for one process)
+    timeout_s: float = DEFAULT_COLLECTIVE_TIMEOUT_S  # a collective fails after this long (roll call included)
 
     @property
     def is_main(self) -> bool:
@@ -41,12 +53,48 @@ class DistContext:
         return self.world_size > 1 or self.launched
 
 
+def collective_timeout(configured: float | None = None) -> float:
+    """Seconds a collective operation may wait for the other ranks: ``configured`` (``runtime.collective_timeout_s``),
+    else ``$REID_DIST_TIMEOUT``, else :data:`DEFAULT_COLLECTIVE_TIMEOUT_S`.
+
+    Example:
+        >>> collective_timeout(30)
+        30.0
+    """
+    if configured is not None:
+        return float(configured)
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_COLLECTIVE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 1:  # NaN included
+        raise ReidError(f"${TIMEOUT_ENV} = {text!r} is not a number of seconds >= 1", where=TIMEOUT_ENV,
+                        fix="unset it, or set runtime.collective_timeout_s in the spec")
+    return value
+
+
+def roll_call_s(timeout_s: float) -> float:
+    """The last part of a collective timeout, kept for the roll call that names the missing ranks: a fifth, at most 10 s.
+
+    The backend gives up after ``timeout_s - roll_call_s(timeout_s)``, so the job still fails within ``timeout_s``.
+
+    Example:
+        >>> roll_call_s(120), roll_call_s(5)
+        (10.0, 1.0)
+    """
+    return min(10.0, timeout_s / 5)
+
+
 def init_distributed(device: str = "auto", timeout_s: float | None = None) -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment (or stay single-process).
 
-    The backend is NCCL when the run uses CUDA and gloo otherwise. The collective timeout is
-    ``timeout_s`` or ``$REID_DIST_TIMEOUT`` (default 120 s). Under torchrun the group is joined
-    even for a single process (see :attr:`DistContext.enabled`).
+    The backend is NCCL when the run uses CUDA and gloo otherwise. A collective operation fails after
+    :func:`collective_timeout` of ``timeout_s`` (``runtime.collective_timeout_s``; see :func:`collective_failures`
+    for the error it becomes). Under torchrun the group is joined even for a single process
+    (see :attr:`DistContext.enabled`).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     launched = "TORCHELASTIC_RUN_ID" in os.environ  # set by torchrun for every process it starts
@@ -56,14 +104,95 @@ def init_distributed(device: str = "auto", timeout_s: float | None = None) -> Di
     use_cuda = device != "cpu" and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    timeout = timedelta(seconds=timeout_s or float(os.environ.get("REID_DIST_TIMEOUT", "120")))
+    total = collective_timeout(timeout_s)
+    timeout = timedelta(seconds=total - roll_call_s(total))
     if not dist.is_initialized():
         try:
             dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
         except (RuntimeError, ValueError) as e:
             raise ReidError(f"could not join the process group ({e})".splitlines()[0], where="torchrun",
                             fix="check --nnodes/--rdzv-endpoint and that every node can reach the endpoint") from None
-    return DistContext(rank=rank, world_size=world, local_rank=local_rank, launched=launched)
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, launched=launched, timeout_s=total)
+
+
+@contextmanager
+def collective_failures(ctx: DistContext) -> Iterator[None]:
+    """Turn a collective operation that failed because another rank hangs, was stopped or died into one
+    :class:`ReidError` naming that rank (no traceback), instead of the backend's bare timeout.
+
+    The backend (gloo) raises after ``timeout - roll_call_s(timeout)`` with no word on who is missing. Each rank
+    that gets such an error then answers a roll call in the process group's store and waits up to
+    :func:`roll_call_s` for the others (2 s at most when a connection broke rather than timed out: the others
+    see that at once): the ranks that never answer are the ones the job waited for. Other
+    exceptions pass through unchanged; a no-op for one process. (Under NCCL, PyTorch's watchdog ends the
+    process at the same timeout with its own report.)
+
+    Example::
+
+        with collective_failures(ctx):
+            trainer.train()
+    """
+    try:
+        yield
+    except RuntimeError as e:
+        if not ctx.enabled or not is_collective_failure(e):
+            raise
+        timed_out = "timed out" in str(e).lower()  # else a connection broke: the other ranks notice at once too
+        wait_s = roll_call_s(ctx.timeout_s) if timed_out else min(roll_call_s(ctx.timeout_s), 2.0)
+        raise collective_error(e, ctx, absent_ranks(ctx, wait_s)) from None
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a process group's failure (a timeout, a closed connection), not the training's own.
+
+    Example:
+        >>> is_collective_failure(RuntimeError("[third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed"))
+        True
+        >>> is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+        False
+    """
+    return isinstance(error, dist.DistError) or "gloo/" in str(error)
+
+
+def absent_ranks(ctx: DistContext, wait_s: float) -> list[int] | None:
+    """After a failed collective: the ranks that do not also report a failed collective within ``wait_s``, which are
+    the ones the others were waiting for (hung, stopped or dead). ``None`` when the store cannot be reached either."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set_timeout(timedelta(seconds=wait_s))
+        store.set(f"{ROLL_CALL_KEY}/{ctx.rank}", "1")
+        deadline = time.monotonic() + wait_s
+        while True:
+            absent = [r for r in range(ctx.world_size) if not store.check([f"{ROLL_CALL_KEY}/{r}"])]
+            if not absent or time.monotonic() >= deadline:
+                return absent
+            time.sleep(0.05)
+    except (RuntimeError, ValueError):  # the store went with its host (rank 0 outside torchrun)
+        return None
+
+
+def collective_error(error: BaseException, ctx: DistContext, absent: list[int] | None) -> ReidError:
+    """The one-line :class:`ReidError` for a failed collective on this rank, naming the ``absent`` ranks.
+
+    Example:
+        >>> str(collective_error(RuntimeError("gloo/unbound_buffer.cc:78] Timed out waiting 4000ms for recv"),
+        ...                      DistContext(rank=0, world_size=2, timeout_s=5), [1]))  # doctest: +NORMALIZE_WHITESPACE
+        'runtime.collective_timeout_s: rank 1 of 2 did not join a collective operation within 5 s (it hangs, was
+        stopped or died; reported by rank 0). Fix: look at what rank 1 was doing (its log, a stuck data loader, the
+        OOM killer, a lost node); if its steps take longer than 5 s, raise runtime.collective_timeout_s'
+    """
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not absent:
+        return ReidError(f"a collective operation failed on rank {ctx.rank} of {ctx.world_size} ({detail})",
+                         where="torchrun", fix="see the other ranks' output for the first failure")
+    who = f"rank {absent[0]}" if len(absent) == 1 else f"ranks {', '.join(map(str, absent))}"
+    look = f"look at what {who} was doing (its log, a stuck data loader, the OOM killer, a lost node)"
+    if "timed out" not in detail.lower():
+        return ReidError(f"{who} of {ctx.world_size} left during a collective operation (its process ended or its "
+                         f"connection broke; reported by rank {ctx.rank})", where="torchrun", fix=look)
+    return ReidError(f"{who} of {ctx.world_size} did not join a collective operation within {ctx.timeout_s:g} s "
+                     f"(it hangs, was stopped or died; reported by rank {ctx.rank})", where="runtime.collective_timeout_s",
+                     fix=f"{look}; if its steps take longer than {ctx.timeout_s:g} s, raise runtime.collective_timeout_s")
 
 
 def collective_device(ctx: DistContext) -> torch.device:

@@ -22,8 +22,9 @@ from reid.data.describe import DatasetInfo
 from reid.data.imageset import Progress, no_progress
 from reid.data.loaders import TrainLoader
 from reid.engine.checkpoint import load_resumable, model_description, restore_training
-from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup, init_distributed,
-                                     mining_gather)
+from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, broadcast_flag, cleanup,
+                                     collective_failures, init_distributed, mining_gather)
+from reid.engine.elastic import Restart, after_restart, record_job, session_runtime
 from reid.engine.evaluation import Evaluation, evaluate_model, evaluate_with_features
 from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
 from reid.engine.optim import LRSchedule, build_optimizer
@@ -76,16 +77,25 @@ def run_experiment(spec: Spec | None, out: Path, *, resume: bool = False, force:
     Args:
         spec: the experiment (with ``resume``, may be ``None`` to use the run's saved spec).
         out: run directory; must be new (or empty) unless ``resume`` or ``force``.
-        resume: continue from ``out/checkpoints/last.pt``.
+        resume: continue from ``out/checkpoints/last.pt`` (a ``torchrun`` restart of the job that was training
+            ``out`` does so by itself: :mod:`reid.engine.elastic`).
         force: overwrite an existing run in ``out``.
         plain: one line per epoch instead of a live progress bar.
         progress_of_decoding: told how decoding the dataset advances (e.g. a progress bar; see
             :data:`reid.data.imageset.Progress`).
     """
     console = console or Console()
-    ctx = init_distributed(spec.runtime.device if spec is not None else "auto")
     run = RunDir(out)
-    with run.lock(create=not resume) if ctx.is_main else nullcontext(), record_outcome(run, enabled=ctx.is_main):
+    settings = session_runtime(spec, run)
+    ctx = init_distributed(settings.device, settings.collective_timeout_s)
+    with collective_failures(ctx):
+        restart = after_restart(run, ctx, console)  # torchrun restarted this job: continue its run
+    if restart is Restart.finished:
+        cleanup(ctx)
+        return run.read_summary() if ctx.is_main else None
+    resume = resume or restart is Restart.resume
+    with (run.lock(create=not resume) if ctx.is_main else nullcontext(), record_outcome(run, enabled=ctx.is_main),
+          collective_failures(ctx)):  # a rank that hangs or dies: one error line naming it
         return _train_into(run, spec, ctx, resume=resume, force=force, plain=plain, console=console,
                            progress_of_decoding=progress_of_decoding)
 
@@ -100,6 +110,8 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
         spec = resume_spec(run, spec)
     elif ctx.is_main:
         run.create(spec.to_toml(), force=force)
+    if ctx.is_main:
+        record_job(run)  # which torchrun job trains the run (reid.engine.elastic: its restarts continue it)
     barrier(ctx)
     set_threads(spec.runtime.threads)
     seed_everything(spec.seed, spec.runtime.deterministic)

@@ -30,6 +30,9 @@ from reid.errors import ReidError
 from reid.spec import Spec, load_spec, load_spec_text
 from reid.sweep.grid import GridPoint
 
+#: the signals ``torchrun`` passes on to its processes: its defaults and SIGUSR2, Slurm's preemption notice
+TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR2"
+
 
 class RunState(str, Enum):
     """Where a planned run stands."""
@@ -75,17 +78,21 @@ class PlannedRun:
             return RunState.finished
         return RunState.started if (self.path / SPEC_FILE).is_file() else RunState.pending
 
-    def command(self, spec_path: Path, threads: int | None = None, processes: int = 1) -> list[str]:
+    def command(self, spec_path: Path, threads: int | None = None, processes: int = 1, restarts: int = 0) -> list[str]:
         """The command line that starts this run (pending) or resumes it (started).
 
         Args:
             spec_path: the sweep's spec file.
             threads: ``runtime.threads`` for a new run whose spec leaves it unset (None: all cores).
             processes: more than 1 runs it under ``torchrun`` with this many processes (one per GPU).
+            restarts: under ``torchrun``, how often it restarts every process after one fails (a rank killed
+                by the OOM killer); each restart continues the run from its last checkpoint (:mod:`reid.engine.elastic`).
+                ``torchrun`` also handles Slurm's early preemption notice (SIGUSR2): it passes it on to every
+                process, which saves and stops, instead of dying of it or restarting the processes that stopped.
         """
         launcher = [sys.executable, "-m", "reid"] if processes == 1 else [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", "reid"]
+            f"--max-restarts={restarts}", f"--signals-to-handle={TORCHRUN_SIGNALS}", "-m", "reid"]
         if self.state is RunState.started:  # the saved spec (its thread count included) is used again
             return launcher + ["run", "--resume", str(self.path), "--plain"]
         sets = list(self.overrides)

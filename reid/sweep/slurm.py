@@ -1,7 +1,9 @@
 """Run a plan on Slurm through submitit: one job per run, ``torchrun`` inside for multi-GPU runs.
 
 Each job runs :class:`RunJob`, which starts its run (``reid run SPEC --out RUN …``) or, when the
-run directory already holds a started run, resumes it (``reid run --resume RUN``). On preemption or
+run directory already holds a started run, resumes it (``reid run --resume RUN``). A multi-GPU run's ``torchrun``
+restarts its processes when one of them dies (``SlurmResources.max_restarts``), and the restarted processes
+continue the run from its last complete checkpoint within the same job (:mod:`reid.engine.elastic`). On preemption or
 time-out Slurm signals the job's processes (SIGUSR2 ahead of time, as submitit asks, and SIGTERM);
 ``reid run`` then finishes its step, saves a resumable checkpoint and exits with code 144
 (:class:`~reid.engine.trainer.TrainingPreempted`). submitit's handler in the job calls
@@ -48,6 +50,9 @@ class SlurmResources:
         minutes: time limit per job; a run that needs longer is requeued and resumed
             (up to ``max_timeouts`` times).
         max_timeouts: how often a timed-out job is requeued (submitit's ``slurm_max_num_timeout``).
+        max_restarts: with more than one GPU, how often ``torchrun`` restarts the job's processes after one of
+            them fails (a rank killed by the OOM killer, a collective that timed out); every restart continues the
+            run from its last complete checkpoint (:mod:`reid.engine.elastic`).
         parallel: most jobs running at once (job-array parallelism; None: no limit).
     """
 
@@ -56,6 +61,7 @@ class SlurmResources:
     cpus: int = 8
     minutes: int = 240
     max_timeouts: int = 3
+    max_restarts: int = 2
     parallel: int | None = None
 
 
@@ -138,7 +144,7 @@ def job_for(plan: Plan, run: PlannedRun, resources: SlurmResources) -> RunJob:
     """The :class:`RunJob` of one planned run, with both its start and resume commands."""
     threads = max(1, resources.cpus // max(resources.gpus, 1))
     processes = max(resources.gpus, 1)
-    start = run.command(plan.spec_path, threads, processes)
+    start = run.command(plan.spec_path, threads, processes, resources.max_restarts)
     resume = [*start[:start.index("run")], "run", "--resume", str(run.path), "--plain"]
     return RunJob(start, resume, str(run.path))
 
