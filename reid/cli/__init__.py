@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reid.cli import bench, data, embed, evaluate, export, inspect, report, run, search  # noqa: F401  (registers the commands)
 from reid.cli import sweep  # noqa: F401  (registers `reid sweep`)
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="reid")
     except ReidError as e:
-        _err.print(f"[bold red]error:[/] {e.message}", soft_wrap=True)
+        _err.print(f"[bold red]error:[/] {escape(e.message)}", soft_wrap=True)  # "[runtime]", "[/path:1]" as written
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _err.print("[bold red]interrupted[/]")

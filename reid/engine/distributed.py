@@ -10,6 +10,7 @@ error line naming the rank that did not answer.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,9 +109,14 @@ def init_distributed(device: str = "auto", timeout_s: float | None = None) -> Di
     timeout = timedelta(seconds=total - roll_call_s(total))
     if not dist.is_initialized():
         try:
-            dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
+            store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timeout))
+            # keys of this attempt only: torchrun's store outlives a restart, and the address the last attempt's rank 0
+            # left there would send the new ranks to a dead process (pytorch/pytorch#135712)
+            store = dist.PrefixStore(f"reid/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+            dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world,
+                                    timeout=timeout)
         except (RuntimeError, ValueError) as e:
-            raise ReidError(f"could not join the process group ({e})".splitlines()[0], where="torchrun",
+            raise ReidError(f"could not join the process group ({backend_detail(e)})", where="torchrun",
                             fix="check --nnodes/--rdzv-endpoint and that every node can reach the endpoint") from None
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, launched=launched, timeout_s=total)
 
@@ -181,7 +187,7 @@ def collective_error(error: BaseException, ctx: DistContext, absent: list[int] |
         stopped or died; reported by rank 0). Fix: look at what rank 1 was doing (its log, a stuck data loader, the
         OOM killer, a lost node); if its steps take longer than 5 s, raise runtime.collective_timeout_s'
     """
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    detail = backend_detail(error)
     if not absent:
         return ReidError(f"a collective operation failed on rank {ctx.rank} of {ctx.world_size} ({detail})",
                          where="torchrun", fix="see the other ranks' output for the first failure")
@@ -193,6 +199,17 @@ def collective_error(error: BaseException, ctx: DistContext, absent: list[int] |
     return ReidError(f"{who} of {ctx.world_size} did not join a collective operation within {ctx.timeout_s:g} s "
                      f"(it hangs, was stopped or died; reported by rank {ctx.rank})", where="runtime.collective_timeout_s",
                      fix=f"{look}; if its steps take longer than {ctx.timeout_s:g} s, raise runtime.collective_timeout_s")
+
+
+def backend_detail(error: BaseException) -> str:
+    """The first line of a backend's error, without the source location gloo puts in front.
+
+    Example:
+        >>> backend_detail(RuntimeError("[/w/gloo/transport/tcp/pair.cc:534] Connection closed by peer\\nmore"))
+        'Connection closed by peer'
+    """
+    text = str(error).strip()
+    return re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]) if text else type(error).__name__
 
 
 def collective_device(ctx: DistContext) -> torch.device:
