@@ -9,6 +9,7 @@ error line naming the rank that did not answer.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -27,6 +28,7 @@ DEFAULT_COLLECTIVE_TIMEOUT_S = 120.0
 TIMEOUT_ENV = "REID_DIST_TIMEOUT"
 #: store keys under which ranks whose collective failed answer the roll call (:func:`collective_failures`)
 ROLL_CALL_KEY = "reid/collective-failed"
+_GROUPS_JOINED = itertools.count()  # process groups this process has joined (each gets store keys of its own)
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,11 @@ def init_distributed(device: str = "auto", timeout_s: float | None = None) -> Di
     if not dist.is_initialized():
         try:
             store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timeout))
-            # keys of this attempt only: torchrun's store outlives a restart, and the address the last attempt's rank 0
-            # left there would send the new ranks to a dead process (pytorch/pytorch#135712)
-            store = dist.PrefixStore(f"reid/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+            # keys of this group only: torchrun's store outlives a restart (and a group left for the next run of
+            # `--seeds`), and the address a dead group's rank 0 left there would send the new ranks to a closed
+            # socket (pytorch/pytorch#135712); every rank joins the same number of times
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            store = dist.PrefixStore(f"reid/attempt-{attempt}/group-{next(_GROUPS_JOINED)}", store)
             dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world,
                                     timeout=timeout)
         except (RuntimeError, ValueError) as e:

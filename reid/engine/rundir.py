@@ -12,6 +12,7 @@ Layout::
       summary.json       written at the end: final and best metrics, wall time, device, versions
       status.json        how the last session went: running (with its device), failed (its error line), interrupted
       .lock              held (flock) by the process training the run; says which process that is
+      .torchrun-job      the torchrun job training the run: its restarts continue it (reid.engine.elastic)
 """
 
 from __future__ import annotations
