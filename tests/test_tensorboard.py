@@ -96,7 +96,7 @@ def test_the_last_evaluation_is_drawn_as_a_ranked_grid_and_a_projector(tb_run):
     assert sprite.size == (tb.THUMBNAIL * math.ceil(math.sqrt(36)),) * 2
 
 
-def test_the_projector_keeps_whole_identities_query_first_under_its_cap(tmp_path, monkeypatch):
+def test_the_projector_keeps_whole_identities_query_first_under_its_cap(tmp_path, monkeypatch, capsys):
     from torch.utils.tensorboard import SummaryWriter
 
     spec = load_spec_text('name = "p"\n' + TINY_DATA.replace('"leave_one_out"', '"per_camera"'))
@@ -109,6 +109,11 @@ def test_the_projector_keeps_whole_identities_query_first_under_its_cap(tmp_path
         with SummaryWriter(tmp_path / name) as writer:
             tb.write_projector(writer, evaluation, spec.eval, step=7)
     rows = tsv(tmp_path / "a" / "00007" / "embeddings" / "metadata.tsv")[1:]
+    capsys.readouterr()
+    with SummaryWriter(tmp_path / "a") as writer:  # a resumed run draws its last step again: replaced, silently
+        tb.write_projector(writer, evaluation, spec.eval, step=7)
+    assert capsys.readouterr().out == ""
+    assert tsv(tmp_path / "a" / "00007" / "embeddings" / "metadata.tsv")[1:] == rows
     assert rows == tsv(tmp_path / "b" / "00007" / "embeddings" / "metadata.tsv")[1:]  # deterministic
     shown = {int(r[0]) for r in rows}
     assert len(rows) == 18 and len(shown) == 3

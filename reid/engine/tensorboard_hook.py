@@ -18,6 +18,9 @@ A run stopped before its last epoch has neither until it is resumed to the end.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -177,5 +180,7 @@ def write_projector(writer, evaluation: Evaluation, spec: EvalSpec, step: int) -
     mat = torch.cat(features)
     if spec.normalize or spec.distance == "cosine":
         mat = F.normalize(mat, dim=1)
+    # a resumed run draws the same step again: replace the earlier drawing (torch prints a warning otherwise)
+    shutil.rmtree(Path(writer.get_logdir()) / f"{step:05d}" / "embeddings", ignore_errors=True)
     writer.add_embedding(mat, metadata=metadata, label_img=torch.cat(images), global_step=step, tag="embeddings",
                          metadata_header=SPLIT_HEADER)
