@@ -1,6 +1,7 @@
-"""Training losses: identity cross-entropy and triplet loss, combined as the spec says.
+"""Training losses: identity cross-entropy, triplet and center loss, combined as the spec says.
 
-- ID loss: ``F.cross_entropy`` with optional label smoothing, on the head's logits.
+- ID loss: ``F.cross_entropy`` with optional label smoothing, on the head's logits (which the
+  margin classifiers of :mod:`reid.model.classifiers` already carry their margin in).
 - Triplet loss on the pooled embedding, with one of three mining rules (registry
   :data:`TRIPLET_MINING`), each a mean over the anchors / triplets that exist in the batch:
 
@@ -16,10 +17,13 @@
 - Distances: ``euclidean`` is the plain L2 distance (``sqrt`` of the squared distance
   clamped at 1e-12, so gradients stay finite for coincident embeddings); ``cosine`` is
   ``1 − cos``.
+- Center loss (``loss.center_weight``): :func:`center_loss` against learned per-identity centres,
+  which :class:`CenterLoss` updates with its own SGD.
 
-:func:`build_loss` turns a :class:`~reid.spec.LossSpec` into a :class:`Criterion`; the
-terms it can combine are registered in :data:`reid.registry.LOSSES` (``id``, ``triplet``,
-and any term of your own, weighted by ``loss.terms``).
+:func:`build_loss` turns a :class:`~reid.spec.LossSpec` into a :class:`Criterion` (an ``nn.Module``
+whose parameters go into the checkpoint); the terms it can combine are registered in
+:data:`reid.registry.LOSSES` (``id``, ``triplet``, ``center``, and any term of your own — a
+:class:`LossTerm` subclass or a plain function — weighted by ``loss.terms``).
 
 Example:
     >>> import torch
@@ -37,6 +41,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from reid.errors import ReidError
 from reid.registry import LOSSES, TRIPLET_MINING
@@ -44,7 +49,6 @@ from reid.spec import LossSpec
 
 Gather = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``(features, pids) -> (features, pids)`` of the whole global batch (see :func:`reid.engine.distributed.mining_gather`)."""
-Term = Callable[[dict, torch.Tensor, LossSpec, Gather | None], torch.Tensor]  # (outputs, pids, spec, gather) -> loss
 
 _ROW_ENTRIES = 1 << 22  # anchor rows of the distance matrix processed together (bounded memory)
 
@@ -141,51 +145,187 @@ def id_loss(logits: torch.Tensor, pids: torch.Tensor, label_smoothing: float = 0
     return F.cross_entropy(logits, pids, label_smoothing=label_smoothing)
 
 
+class LossTerm(nn.Module):
+    """Base of the built-in loss terms: built from ``(LossSpec, num_classes, embedding dim)``, called as
+    ``term(outputs, pids, gather) -> loss`` (unweighted; the criterion weights it).
+
+    A term's parameters join the optimiser in their own parameter group
+    (:func:`reid.engine.optim.parameter_groups`) and the checkpoint, unless the term updates them itself:
+    such a term sets :attr:`own_optimizer`, and :meth:`step` runs after every optimiser step.
+
+    Attributes:
+        needs_logits: whether the term reads ``outputs["logits"]`` (the model computes logits only then).
+        own_optimizer: the optimiser of parameters the term updates itself, or None.
+    """
+
+    needs_logits = False
+    own_optimizer: torch.optim.Optimizer | None = None
+
+    def step(self, weight: float, grad_scale: float = 1.0) -> None:
+        """Update the parameters of :attr:`own_optimizer` (nothing here). ``weight`` is the term's weight in the
+        criterion, ``grad_scale`` what undoes a loss scaler's factor on the gradients (1 without one)."""
+
+
 @LOSSES.register("id")
-def _id_term(outputs: dict, pids: torch.Tensor, spec: LossSpec, gather: Gather | None) -> torch.Tensor:
-    logits = outputs.get("logits")
-    if logits is None:
-        raise ReidError("ID loss needs logits but the model's head has no classifier",
-                        where="loss.id_weight", fix='set head.type = "classifier" or "bnneck", or loss.id_weight = 0')
-    return id_loss(logits, pids, spec.label_smoothing)
+class IDLoss(LossTerm):
+    """Cross-entropy on the head's logits (margin-aware for the margin classifiers), label-smoothed as
+    ``loss.label_smoothing`` says."""
+
+    needs_logits = True
+
+    def __init__(self, spec: LossSpec, num_classes: int | None = None, dim: int | None = None):
+        super().__init__()
+        self.label_smoothing = spec.label_smoothing
+
+    def forward(self, outputs: dict, pids: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The ID loss of this rank's batch (DDP averages it over ranks)."""
+        logits = outputs.get("logits")
+        if logits is None:
+            raise ReidError("ID loss needs logits but the model's head has no classifier",
+                            where="loss.id_weight", fix='set head.type = "classifier" or "bnneck", or loss.id_weight = 0')
+        return id_loss(logits, pids, self.label_smoothing)
 
 
 @LOSSES.register("triplet")
-def _triplet_term(outputs: dict, pids: torch.Tensor, spec: LossSpec, gather: Gather | None) -> torch.Tensor:
-    features = outputs["features"]
-    if gather is not None:
-        features, pids = gather(features, pids)
-    return triplet_loss(features, pids, spec.margin, spec.mining, spec.triplet_distance)
+class TripletLoss(LossTerm):
+    """:func:`triplet_loss` on the pre-neck features, mined over the global batch under torchrun."""
+
+    def __init__(self, spec: LossSpec, num_classes: int | None = None, dim: int | None = None):
+        super().__init__()
+        self.margin, self.mining, self.distance = spec.margin, spec.mining, spec.triplet_distance
+
+    def forward(self, outputs: dict, pids: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The triplet loss of the (gathered) batch."""
+        features = outputs["features"]
+        if gather is not None:
+            features, pids = gather(features, pids)
+        return triplet_loss(features, pids, self.margin, self.mining, self.distance)
 
 
-class Criterion:
-    """Weighted sum of the loss terms a :class:`~reid.spec.LossSpec` switches on.
+def center_loss(features: torch.Tensor, pids: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of each feature to its identity's centre: ``mean_i ‖f_i − c_{y_i}‖²`` — the
+    Bag-of-Tricks baseline's center loss (Wen et al. 2016 without the ½).
+
+    Example:
+        >>> float(center_loss(torch.tensor([[1., 0.], [0., 3.]]), torch.tensor([0, 1]), torch.zeros(2, 2)))
+        5.0
+    """
+    return (features - centers[pids]).pow(2).sum(1).mean()
+
+
+@LOSSES.register("center")
+class CenterLoss(LossTerm):
+    """Center loss with its own centres (``num_classes × dim``, N(0, 1) at the start), as the Bag-of-Tricks
+    baseline trains them: a plain SGD of their own at ``loss.center_lr`` on the gradient of the *unweighted*
+    loss (the criterion's gradient divided by ``loss.center_weight``), no weight decay, no schedule.
+
+    Under torchrun the loss is computed on the gathered global batch, so every rank computes the same
+    gradient for the centres and they stay equal without an all-reduce.
+    """
+
+    def __init__(self, spec: LossSpec, num_classes: int | None = None, dim: int | None = None):
+        super().__init__()
+        if not num_classes or not dim:
+            raise ReidError("center loss needs the number of training identities and the embedding size",
+                            where="loss.center_weight", fix="build the criterion with num_classes and dim")
+        self.centers = nn.Parameter(torch.randn(num_classes, dim))
+        self.own_optimizer = torch.optim.SGD([self.centers], lr=spec.center_lr)
+
+    def forward(self, outputs: dict, pids: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The center loss of the (gathered) batch."""
+        features = outputs["features"]
+        if gather is not None:
+            features, pids = gather(features, pids)
+        return center_loss(features, pids, self.centers)
+
+    def step(self, weight: float, grad_scale: float = 1.0) -> None:
+        """One SGD step of the centres on the unweighted loss's gradient (skipped if it is not finite)."""
+        grad = self.centers.grad
+        if grad is None:
+            return
+        grad.mul_(grad_scale / weight)
+        if bool(torch.isfinite(grad).all()):
+            self.own_optimizer.step()
+        self.own_optimizer.zero_grad(set_to_none=True)
+
+
+class FunctionTerm(LossTerm):
+    """A loss term registered as a plain function ``(outputs, pids, LossSpec, gather) -> loss`` (no parameters)."""
+
+    def __init__(self, function: Callable, spec: LossSpec):
+        super().__init__()
+        self.function, self.spec = function, spec
+
+    def forward(self, outputs: dict, pids: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The function's value."""
+        return self.function(outputs, pids, self.spec, gather)
+
+
+def build_term(name: str, spec: LossSpec, num_classes: int | None, dim: int | None) -> nn.Module:
+    """The term registered as ``name``: a :class:`LossTerm` class is built with ``(spec, num_classes, dim)``, a
+    function is wrapped in a :class:`FunctionTerm`."""
+    factory = LOSSES.get(name)
+    if isinstance(factory, type) and issubclass(factory, nn.Module):
+        return factory(spec, num_classes, dim)
+    return FunctionTerm(factory, spec)
+
+
+class Criterion(nn.Module):
+    """Weighted sum of the loss terms a :class:`~reid.spec.LossSpec` switches on, with their parameters.
 
     ``criterion(outputs, pids) -> (total, parts)``: ``outputs`` is the model's
     ``{"features": (B, D), "logits": (B, C) or None}``; ``total`` is the weighted sum (a
-    tensor to backpropagate); ``parts`` maps each active term (``"id"``, ``"triplet"``, ``loss.terms``)
-    to its *unweighted* value as a detached 0-dim tensor on the device (read it back only
-    when logging: ``float()`` waits for the GPU).
+    tensor to backpropagate); ``parts`` maps each active term (``"id"``, ``"triplet"``, ``"center"``,
+    ``loss.terms``) to its *unweighted* value as a detached 0-dim tensor on the device (read it back
+    only when logging: ``float()`` waits for the GPU).
 
-    Under torchrun, ``gather`` (:func:`reid.engine.distributed.mining_gather`) makes the
-    triplet term mine over every rank's batch; the ID term stays per rank (DDP averages it).
+    Its parameters (e.g. center loss's centres) are saved with the run's checkpoint; those of terms
+    without an own optimiser join the training optimiser (:meth:`optimized_parameters`); call
+    :meth:`step` after every optimiser step for the others.
+
+    Under torchrun, ``gather`` (:func:`reid.engine.distributed.mining_gather`) makes the triplet and
+    center terms see every rank's batch; the ID term stays per rank (DDP averages it).
     """
 
-    def __init__(self, spec: LossSpec, gather: Gather | None = None):
-        self.spec, self.gather = spec, gather
-        weights = {"id": spec.id_weight, "triplet": spec.triplet_weight, **spec.terms}
-        self.terms = [(name, w, LOSSES.get(name)) for name, w in weights.items() if w > 0]
+    def __init__(self, spec: LossSpec, num_classes: int | None = None, dim: int | None = None,
+                 gather: Gather | None = None):
+        super().__init__()
+        weights = {"id": spec.id_weight, "triplet": spec.triplet_weight, "center": spec.center_weight, **spec.terms}
+        self.weights = {name: float(w) for name, w in weights.items() if w > 0}
+        self.terms = nn.ModuleDict({name: build_term(name, spec, num_classes, dim) for name in self.weights})
+        self.gather = gather
 
-    def __call__(self, outputs: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    @property
+    def needs_logits(self) -> bool:
+        """Whether any active term reads the logits (the model computes them only then)."""
+        return any(term.needs_logits for term in self.terms.values())
+
+    @property
+    def updates_itself(self) -> bool:
+        """Whether a term has an own optimiser (then :meth:`step` must run after every optimiser step)."""
+        return any(term.own_optimizer is not None for term in self.terms.values())
+
+    def optimized_parameters(self) -> list[nn.Parameter]:
+        """The parameters the training optimiser updates (those of terms without an own optimiser)."""
+        return [p for term in self.terms.values() if term.own_optimizer is None for p in term.parameters()]
+
+    def forward(self, outputs: dict, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its unweighted parts for one batch."""
         total, parts = 0, {}
-        for name, weight, term in self.terms:
-            value = term(outputs, pids, self.spec, self.gather)
-            total = total + weight * value
+        for name, term in self.terms.items():
+            value = term(outputs, pids, self.gather)
+            total = total + self.weights[name] * value
             parts[name] = value.detach()
         return total, parts
 
+    def step(self, grad_scale: float = 1.0) -> None:
+        """Let terms with an own optimiser update their parameters (after the training optimiser's step)."""
+        for name, term in self.terms.items():
+            term.step(self.weights[name], grad_scale)
 
-def build_loss(spec: LossSpec, gather: Gather | None = None) -> Criterion:
-    """The training criterion of ``spec`` (terms with weight 0 are switched off); ``gather``: see :class:`Criterion`."""
-    return Criterion(spec, gather)
+
+def build_loss(spec: LossSpec, num_classes: int | None = None, dim: int | None = None,
+               gather: Gather | None = None) -> Criterion:
+    """The training criterion of ``spec`` (terms with weight 0 are switched off) for ``num_classes`` identities and
+    ``dim``-d features (needed by terms with parameters, e.g. center loss); ``gather``: see :class:`Criterion`."""
+    return Criterion(spec, num_classes, dim, gather)

@@ -25,7 +25,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reid.errors import ReidError
-from reid.registry import ARCHS, DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
+from reid.registry import ARCHS, CLASSIFIERS, DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
 
 
 def registered(registry: Registry, name: str) -> str:
@@ -164,21 +164,33 @@ class ModelSpec(_Section):
 
 
 class HeadSpec(_Section):
-    """What sits on the embedding: nothing, dropout + FC classifier, or BN neck + FC (strong baseline)."""
+    """What sits on the embedding: nothing, dropout + classifier, or BN neck + classifier (strong baseline); the
+    classifier layer is a plain linear one or a margin classifier (CosFace, ArcFace, circle)."""
 
     type: str = Field("classifier", description="a registered head (reid.registry.HEADS): none, classifier, bnneck, "
                       "or your own")
-    dropout: float = Field(0.5, ge=0, lt=1)
-    bias: bool = True
+    classifier: str = Field("linear", description="a registered classifier layer (reid.registry.CLASSIFIERS): "
+                            "linear, cosface, arcface, circle, or your own")
+    scale: float = Field(64.0, gt=0, le=1024, description="cosface / arcface / circle: the scale s of the cosine "
+                         "logits (circle: gamma)")
+    margin: float = Field(0.35, ge=0, le=1.5, description="cosface: cosine margin; arcface: angular margin in "
+                          "radians; circle: relaxation m")
+    dropout: float = Field(0.5, ge=0, lt=1, description="classifier head: dropout before the classifier")
+    bias: bool = Field(True, description="classifier head with the linear classifier: a bias term")
 
     @field_validator("type")
     @classmethod
     def _registered_head(cls, name: str) -> str:
         return registered(HEADS, name)
 
+    @field_validator("classifier")
+    @classmethod
+    def _registered_classifier(cls, name: str) -> str:
+        return registered(CLASSIFIERS, name)
+
 
 class LossSpec(_Section):
-    """ID (cross-entropy) and / or triplet loss; a weight of 0 switches a term off."""
+    """ID (cross-entropy), triplet and center loss, and registered terms; a weight of 0 switches a term off."""
 
     id_weight: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -187,6 +199,10 @@ class LossSpec(_Section):
     mining: str = Field("hard", description="a registered triplet mining rule (reid.registry.TRIPLET_MINING): "
                         "hard (batch-hard), all (batch-all), soft (soft-margin batch-hard), or your own")
     triplet_distance: Literal["euclidean", "cosine"] = "euclidean"
+    center_weight: float = Field(0.0, ge=0, le=1, description="center loss (Wen et al. 2016) on the pre-neck "
+                                 "features, as the Bag-of-Tricks baseline uses it (weight 0.0005); 0: off")
+    center_lr: float = Field(0.5, gt=0, le=100, description="center loss: learning rate of the centres' own plain "
+                             "SGD (their gradient taken without center_weight, no weight decay, not scheduled)")
     terms: dict[str, float] = Field(default_factory=dict, description="more loss terms registered in "
                                     "reid.registry.LOSSES and their weights, e.g. {center = 0.0005}")
 
@@ -199,7 +215,7 @@ class LossSpec(_Section):
     @classmethod
     def _registered_terms(cls, terms: dict[str, float]) -> dict[str, float]:
         for name, weight in terms.items():
-            if name in ("id", "triplet"):
+            if name in ("id", "triplet", "center"):
                 raise ValueError(f"the {name} term is weighted by loss.{name}_weight: remove it from loss.terms")
             registered(LOSSES, name)
             if weight < 0:
@@ -208,8 +224,8 @@ class LossSpec(_Section):
 
     @model_validator(mode="after")
     def _some_loss(self) -> LossSpec:
-        if self.id_weight == 0 and self.triplet_weight == 0 and not any(self.terms.values()):
-            raise ValueError("id_weight and triplet_weight are both 0: nothing to train")
+        if self.id_weight == 0 and self.triplet_weight == 0 and self.center_weight == 0 and not any(self.terms.values()):
+            raise ValueError("id_weight, triplet_weight and center_weight are all 0: nothing to train")
         return self
 
 
@@ -228,12 +244,21 @@ class SamplerSpec(_Section):
 
 
 class OptimSpec(_Section):
-    """Optimiser, built by timm's ``create_optimizer_v2``."""
+    """Optimiser (built by timm's ``create_optimizer_v2``) and its parameter groups (:mod:`reid.engine.optim`)."""
 
     name: Literal["adam", "adamw", "sgd", "momentum"] = "adam"
     lr: float = Field(3.5e-4, gt=0, le=10)
-    weight_decay: float = Field(5e-4, ge=0, le=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1, description="weight decay of weights (convolutions, linear layers, "
+                                "GeM's p, loss terms' parameters)")
+    weight_decay_norm: float = Field(0.0, ge=0, le=1, description="weight decay of normalisation layers' scale and "
+                                     "shift (BoT / fast-reid: 0.0005)")
+    weight_decay_bias: float = Field(0.0, ge=0, le=1, description="weight decay of the other biases (BoT / fast-reid: "
+                                     "0.0005)")
     momentum: float = Field(0.9, ge=0, lt=1)
+    head_lr_mult: float = Field(1.0, gt=0, le=1000, description="learning-rate multiplier of the head (neck and "
+                                "classifier) and of loss terms' parameters")
+    freeze_backbone_epochs: int = Field(0, ge=0, le=10_000, description="train only the head for the first N epochs "
+                                        "(the backbone's weights are not stepped and its BatchNorm statistics kept)")
 
 
 class ScheduleSpec(_Section):
@@ -347,6 +372,9 @@ class Spec(_Section):
             raise ValueError("ID loss needs a classifier: set head.type = \"classifier\" or \"bnneck\"")
         if self.schedule.warmup_epochs >= self.schedule.epochs:
             raise ValueError("schedule.warmup_epochs must be smaller than schedule.epochs")
+        if self.optim.freeze_backbone_epochs >= self.schedule.epochs:
+            raise ValueError("optim.freeze_backbone_epochs must be smaller than schedule.epochs (the backbone would "
+                             "never train)")
         if self.data.dataset != "synthetic" and not self.data.root:
             raise ValueError(f"data.root is required for dataset {self.data.dataset!r}")
         return self

@@ -101,8 +101,9 @@ def test_training_state_is_restored_from_cpu_tensors(tmp_path):
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_each_rank_restores_its_own_cuda_rng_state(tmp_path, monkeypatch):
-    """rank 0 writes every rank's CUDA RNG state (gathered by RngStateHook); rank r restores entry r on its GPU."""
+def test_each_rank_restores_its_own_cpu_and_cuda_rng_states(tmp_path, monkeypatch):
+    """rank 0 writes every rank's RNG states (gathered by RngStateHook); rank r restores entry r: its CPU
+    generator, and its CUDA generator on its own GPU."""
     from types import SimpleNamespace
 
     from reid.engine.checkpoint import restore_training, training_checkpoint
@@ -114,12 +115,16 @@ def test_each_rank_restores_its_own_cuda_rng_state(tmp_path, monkeypatch):
     schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=2)
     cpu = SimpleNamespace(device=torch.device("cpu"), scaler=None)
     trainer = SimpleNamespace(model=model, optimizer=optimizer, schedule=schedule, runtime=cpu, state=TrainState(1, 0, 2))
-    per_rank = [torch.full((16,), r, dtype=torch.uint8) for r in range(3)]
-    save_checkpoint(training_checkpoint(model_description(spec, model), trainer, {}, cuda_rng=per_rank), tmp_path / "last.pt")
+    cpu_states = [torch.Generator().manual_seed(100 + r).get_state() for r in range(3)]
+    per_rank = [{"cpu": cpu_states[r], "cuda": torch.full((16,), r, dtype=torch.uint8)} for r in range(3)]
+    save_checkpoint(training_checkpoint(model_description(spec, model), trainer, {}, rank_rng=per_rank), tmp_path / "last.pt")
     restored = []
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
     ckpt = checkpoint.load_checkpoint(tmp_path / "last.pt")  # on the CPU, as resume loads it
     gpu1 = SimpleNamespace(device=torch.device("cuda:1"), scaler=None)
     restore_training(ckpt, model, optimizer, schedule, gpu1, rank=1)
     (state, device), = restored
-    assert torch.equal(state, per_rank[1]) and state.device.type == "cpu" and device == torch.device("cuda:1")
+    assert torch.equal(state, per_rank[1]["cuda"]) and state.device.type == "cpu" and device == torch.device("cuda:1")
+    assert torch.equal(torch.get_rng_state(), cpu_states[1])
+    restore_training(ckpt, model, optimizer, schedule, cpu, rank=2)
+    assert torch.equal(torch.get_rng_state(), cpu_states[2])  # rank 2 continues its own stream, not rank 0's

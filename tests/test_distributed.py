@@ -224,7 +224,7 @@ class _Head(torch.nn.Module):
         torch.manual_seed(3)
         self.embed, self.classify = torch.nn.Linear(4, 3), torch.nn.Linear(3, 4)
 
-    def forward(self, x):
+    def forward(self, x, pids=None):
         features = self.embed(x)
         return {"features": features, "logits": self.classify(features)}
 
@@ -317,6 +317,25 @@ def test_two_processes_match_one_within_tolerance(tmp_path, env, spec_path):
     # rank 0 alone wrote the metrics: one record per step, no duplicates from rank 1
     steps = [r["step"] for r in RunDir(tmp_path / "two").read_metrics() if r["kind"] == "iter"]
     assert steps == list(range(1, len(steps) + 1))
+
+
+@pytest.mark.slow
+def test_triplet_only_training_with_a_bnneck_head_runs_under_ddp(tmp_path, env):
+    """Without an ID term the classifier and the neck's scale get no gradient; DDP used to fail on them
+    ("Expected to have finished reduction in the prior iteration"). Now no logits are computed and those
+    parameters are frozen, so two gloo processes train; the classifier keeps its initial weights."""
+    spec = tmp_path / "triplet-only.toml"
+    spec.write_text(TINY.replace('name = "tiny-ddp"', 'name = "tiny-ddp-triplet"')
+                    .replace("[head]\n", '[head]\ntype = "bnneck"\n')
+                    .replace('[sampler]\ntype = "random"\nbatch_size = 16', '[sampler]\ntype = "pk"\np = 4\nk = 4')
+                    .replace("epochs = 3", "epochs = 1\nmax_iters_per_epoch = 3")
+                    + "[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n")
+    proc = _torchrun([str(spec), "--out", str(tmp_path / "run")], env)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output
+    weights = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]
+    assert weights["head.neck.weight"].eq(1).all()  # untouched: only the ID loss trains it
+    assert json.loads((tmp_path / "run/summary.json").read_text())["final"]["rank1"] >= 0
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:

@@ -141,20 +141,16 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, how, reference):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import reid.engine.experiment as experiment
+    from reid.losses import Criterion
 
-    real_build_loss = experiment.build_loss
+    real_forward, calls = Criterion.forward, []
 
-    def exploding(spec, **kwargs):
-        criterion, calls = real_build_loss(spec, **kwargs), []
+    def exploding(self, outputs, pids):
+        calls.append(1)
+        loss, parts = real_forward(self, outputs, pids)
+        return (loss * float("nan"), parts) if len(calls) > 5 else (loss, parts)
 
-        def wrapped(outputs, pids):
-            calls.append(1)
-            loss, parts = criterion(outputs, pids)
-            return (loss * float("nan"), parts) if len(calls) > 5 else (loss, parts)
-        return wrapped
-
-    monkeypatch.setattr(experiment, "build_loss", exploding)
+    monkeypatch.setattr(Criterion, "forward", exploding)
     with pytest.raises(NonFiniteLoss, match="loss became nan"):
         run_experiment(load_spec_text(ID_LOSS), tmp_path / "run", plain=True)
     ckpt = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)

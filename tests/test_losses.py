@@ -140,7 +140,7 @@ def test_build_loss_backpropagates_to_both_inputs():
 
 
 def test_registry_and_mistakes():
-    assert LOSSES.names() == ["id", "triplet"]
+    assert LOSSES.names() == ["center", "id", "triplet"]
     with pytest.raises(ReidError, match="needs logits"):
         build_loss(LossSpec())({"features": torch.randn(2, 3), "logits": None}, torch.tensor([0, 1]))
     with pytest.raises(ReidError, match="unknown triplet mining"):

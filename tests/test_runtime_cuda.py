@@ -68,20 +68,25 @@ def _sgd_param(value: float) -> tuple[torch.nn.Parameter, torch.optim.Optimizer]
     return w, torch.optim.SGD([w], lr=0.1)
 
 
-def test_backward_step_with_a_scaler_unscales_and_skips_overflowing_steps():
+def test_backward_and_step_with_a_scaler_unscale_and_skip_overflowing_steps():
     rt = Runtime(torch.device("cpu"), None, False, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10))
     w, opt = _sgd_param(1.0)
-    rt.backward_step((3.0 * w).sum(), opt)
+    rt.backward((3.0 * w).sum())
+    assert w.grad.item() * rt.gradient_unscale() == 3.0  # scaled gradient × 1/scale = the loss's own
+    rt.step(opt)
     assert w.item() == pytest.approx(1.0 - 0.1 * 3.0)  # the gradient was unscaled before the step
     opt.zero_grad()
-    rt.backward_step((1e38 * w).sum(), opt)  # finite loss, but the scaled gradient overflows
+    rt.backward((1e38 * w).sum())  # finite loss, but the scaled gradient overflows
+    rt.step(opt)
     assert w.item() == pytest.approx(0.7) and rt.scaler.get_scale() == 2.0**9  # step skipped, scale halved
 
 
-def test_backward_step_without_a_scaler_is_backward_then_step():
+def test_backward_and_step_without_a_scaler_are_plain_backward_then_step():
     w, opt = _sgd_param(2.0)
-    Runtime(torch.device("cpu"), None, False).backward_step((w * w).sum(), opt)
-    assert w.item() == pytest.approx(2.0 - 0.1 * 4.0)
+    rt = Runtime(torch.device("cpu"), None, False)
+    rt.backward((w * w).sum())
+    rt.step(opt)
+    assert w.item() == pytest.approx(2.0 - 0.1 * 4.0) and rt.gradient_unscale() == 1.0
 
 
 class _RecordingScaler:
@@ -117,7 +122,7 @@ def test_trainer_steps_through_the_runtimes_scaler():
             super().__init__()
             self.net = model
 
-        def forward(self, x):
+        def forward(self, x, pids=None):
             return {"logits": self.net(x)}
 
     trainer = Trainer(Wrap(), criterion, torch.optim.SGD(model.parameters(), lr=0.1), schedule=None, loader=None,

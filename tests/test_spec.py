@@ -112,7 +112,7 @@ def test_a_multi_line_description_round_trips():
     ('[sampler]\ntype = "balanced"', "registered samplers are pk, random"),
     ('[model]\npooling = "median"', "registered poolings are avg, gem, max"),
     ('[loss]\nmining = "semi"', "registered triplet mining rules are all, hard, soft"),
-    ('[loss]\nterms = {center = 0.1}', "registered loss terms are id, triplet"),
+    ('[loss]\nterms = {focal = 0.1}', "registered loss terms are center, id, triplet"),
 ])
 def test_unknown_component_names_list_the_registered_ones(text, needle):
     with pytest.raises(ReidError, match="register your own with @reid.registry") as e:

@@ -285,45 +285,59 @@ def model_checkpoint(description: dict[str, Any], model: torch.nn.Module, best: 
     return {**description, "model": unwrap(model).state_dict(), "best": best}
 
 
-def training_checkpoint(description: dict[str, Any], trainer, best: dict, cuda_rng: list | None = None) -> dict[str, Any]:
-    """Everything needed to continue a run exactly (``last.pt``): the model checkpoint plus optimiser,
-    schedule, scaler, RNG states and position.
+def training_checkpoint(description: dict[str, Any], trainer, best: dict, rank_rng: list | None = None) -> dict[str, Any]:
+    """Everything needed to continue a run exactly (``last.pt``): the model checkpoint plus the criterion's
+    parameters (e.g. center loss's centres), optimiser, schedule, scaler, RNG states and position.
 
-    ``cuda_rng`` holds, per rank, the CUDA RNG state of that rank's GPU (see
-    :class:`reid.engine.hooks.RngStateHook`); each rank restores its own.
+    ``rank_rng`` holds, per rank, ``{"cpu": …, "cuda": … or None}``: that rank's CPU RNG state and the
+    CUDA RNG state of its GPU (see :class:`reid.engine.hooks.RngStateHook`); each rank restores its own.
     """
     state = model_checkpoint(description, trainer.model, best)
     state.update(optimizer=trainer.optimizer.state_dict(), schedule=trainer.schedule.state_dict(),
                  epoch=trainer.state.epoch, iter_in_epoch=trainer.state.iter_in_epoch,
                  global_step=trainer.state.global_step, rng_cpu=torch.get_rng_state())
-    if cuda_rng is not None:
-        state["rng_cuda_ranks"] = cuda_rng
+    criterion = getattr(trainer, "criterion", None)
+    criterion_state = criterion.state_dict() if isinstance(criterion, torch.nn.Module) else {}
+    if criterion_state:
+        state["criterion"] = criterion_state
+    if rank_rng is not None:
+        state["rng_ranks"] = rank_rng
     if trainer.runtime.scaler is not None:
         state["scaler"] = trainer.runtime.scaler.state_dict()
     return state
 
 
 def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, schedule, runtime,
-                     rank: int = 0) -> tuple[tuple[int, int, int], dict]:
+                     rank: int = 0, criterion: torch.nn.Module | None = None) -> tuple[tuple[int, int, int], dict]:
     """Load :func:`training_checkpoint`'s state into freshly built objects; returns the position
-    ``(epoch, iter_in_epoch, global_step)`` and the best metrics. Rank ``rank`` restores its own CUDA RNG
-    state onto its own device (``runtime.device``).
+    ``(epoch, iter_in_epoch, global_step)`` and the best metrics. Rank ``rank`` restores its own CPU RNG
+    state and its own CUDA RNG state onto its own device (``runtime.device``).
 
     Load ``ckpt`` with ``map_location="cpu"``: RNG states must stay CPU byte tensors, and
     ``load_state_dict`` moves weights and optimiser state to their parameters' device.
     """
     unwrap(model).load_state_dict(ckpt["model"])
+    if criterion is not None and "criterion" in ckpt:
+        criterion.load_state_dict(ckpt["criterion"])
     optimizer.load_state_dict(ckpt["optimizer"])
     schedule.load_state_dict(ckpt["schedule"])
-    torch.set_rng_state(ckpt["rng_cpu"].cpu())
-    per_rank = ckpt.get("rng_cuda_ranks") or []
-    if runtime.device.type == "cuda" and rank < len(per_rank) and per_rank[rank] is not None:
-        torch.cuda.set_rng_state(per_rank[rank].cpu(), device=runtime.device)
+    per_rank = ckpt.get("rng_ranks") or []
+    own = per_rank[rank] if rank < len(per_rank) else {"cpu": ckpt["rng_cpu"], "cuda": None}
+    torch.set_rng_state(own["cpu"].cpu())
+    cuda = own["cuda"] if own["cuda"] is not None else _legacy_cuda_rng(ckpt, rank)
+    if runtime.device.type == "cuda" and cuda is not None:
+        torch.cuda.set_rng_state(cuda.cpu(), device=runtime.device)
     elif "rng_cuda" in ckpt and torch.cuda.is_available():  # reid 0.1: rank 0's states of every visible GPU
         torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng_cuda"]])
     if "scaler" in ckpt and runtime.scaler is not None:
         runtime.scaler.load_state_dict(ckpt["scaler"])
     return (ckpt["epoch"], ckpt["iter_in_epoch"], ckpt["global_step"]), ckpt["best"]
+
+
+def _legacy_cuda_rng(ckpt: dict[str, Any], rank: int) -> torch.Tensor | None:
+    """Rank ``rank``'s CUDA RNG state in a checkpoint written before per-rank CPU states (``rng_cuda_ranks``)."""
+    states = ckpt.get("rng_cuda_ranks") or []
+    return states[rank] if rank < len(states) else None
 
 
 @dataclass

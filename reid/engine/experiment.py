@@ -26,7 +26,7 @@ from reid.engine.distributed import (DistContext, barrier, broadcast_buffers, br
                                      collective_failures, init_distributed, mining_gather)
 from reid.engine.elastic import Restart, after_restart, record_job, session_runtime
 from reid.engine.evaluation import Evaluation, evaluate_model, evaluate_with_features
-from reid.engine.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
+from reid.engine.hooks import BackboneFreeze, CheckpointHook, EvalHook, MetricsHook, ProgressHook, RngStateHook
 from reid.engine.optim import LRSchedule, build_optimizer
 from reid.engine.run_status import RunStatusHook, record_outcome
 from reid.engine.rundir import RunDir, RunDirRefused, environment
@@ -123,15 +123,21 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
     rule = resolve_selection(spec.eval.select_on, data.splits.own_split, data.name)
     selected_on = selection_text(rule, data.val.identities if data.val is not None else None)
     model = build_model(spec.model, spec.head, num_classes=data.num_classes,
-                        input_size=(3, spec.data.height, spec.data.width)).to(runtime.device)
+                        input_size=(3, spec.data.height, spec.data.width))
+    # triplet and center terms see the global batch under torchrun; logits only where a term reads them
+    criterion = build_loss(spec.loss, data.num_classes, model.embedding_dim, gather=mining_gather(ctx)).to(runtime.device)
+    if not criterion.needs_logits:
+        model.train_without_classifier()
+    model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = TrainLoader(data.train, per_rank_sampler(spec.sampler, ctx), spec.augment, seed=spec.seed,
                          rank=ctx.rank, world_size=ctx.world_size, device=runtime.device)
-    optimizer = build_optimizer(model, spec.optim)
+    optimizer = build_optimizer(model, spec.optim, criterion)
     iters = min(len(loader), spec.schedule.max_iters_per_epoch or len(loader))
     schedule = LRSchedule(optimizer, spec.schedule, iters_per_epoch=iters)
-    criterion = build_loss(spec.loss, gather=mining_gather(ctx))  # triplets mined over the global batch
+    if ctx.enabled:  # every rank built the same weights (DDP checks); from here on each draws its own stream
+        seed_everything(spec.seed + ctx.rank, spec.runtime.deterministic)
 
     state, best = TrainState(), {}
     def report(line: str) -> None:
@@ -140,7 +146,8 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
 
     ckpt = load_resumable(run.last_checkpoint, report=report) if resume else None
     if ckpt is not None:
-        position, best = restore_training(ckpt, model, optimizer, schedule, runtime, rank=ctx.rank)
+        position, best = restore_training(ckpt, model, optimizer, schedule, runtime, rank=ctx.rank,
+                                          criterion=criterion)
         state = TrainState(*position)
         if ctx.is_main:
             run.truncate_metrics(state.global_step)
@@ -161,6 +168,8 @@ def _train_into(run: RunDir, spec: Spec | None, ctx: DistContext, *, resume: boo
                             eval_forwards=eval_images * (2 if spec.eval.flip else 1) // ctx.world_size)
     rng = RngStateHook(ctx, runtime.device)  # every rank: each resumes with its own CUDA RNG state
     hooks = [EvalHook(evaluate, spec.eval.every), rng]
+    if spec.optim.freeze_backbone_epochs:
+        hooks.insert(0, BackboneFreeze(model.backbone, optimizer, spec.optim.freeze_backbone_epochs))
     if data.val is not None:  # the validation split that picks best.pt, evaluated as the test split is
         hooks.insert(1, ValidationHook(lambda: evaluate_model(model, data.val, runtime, spec.eval, spec.augment, ctx=ctx),
                                        spec.eval.every))

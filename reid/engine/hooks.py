@@ -114,21 +114,23 @@ def _used_lr(trainer: Trainer) -> float:
 
 
 class RngStateHook(Hook):
-    """Collects every rank's CUDA RNG state (of its own GPU) at each epoch's end and on interrupt, so the
-    checkpoint that rank 0 writes lets each rank resume with its own. Runs on every rank, before
-    :class:`CheckpointHook`; on the CPU it collects nothing.
+    """Collects every rank's RNG states — its CPU generator and the CUDA generator of its own GPU — at each
+    epoch's end and on interrupt, so the checkpoint that rank 0 writes lets each rank resume with its own
+    (ranks draw different dropout masks: each was seeded with seed + rank). Runs on every rank, before
+    :class:`CheckpointHook`.
 
     Attributes:
-        states: per rank, the RNG state of its device (``None`` for a CPU process).
+        states: per rank, ``{"cpu": ByteTensor, "cuda": ByteTensor or None}`` (None for a CPU process).
     """
 
     def __init__(self, ctx: DistContext, device: torch.device):
         self.ctx, self.device = ctx, device
-        self.states: list = []
+        self.states: list[dict] = []
 
     def collect(self, trainer: Trainer) -> None:
         """Gather the states (a collective: every rank calls it at the same point)."""
-        own = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        own = {"cpu": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         self.states = gather_objects(own, self.ctx)
 
     def after_epoch(self, trainer: Trainer) -> None:
@@ -138,6 +140,29 @@ class RngStateHook(Hook):
     def on_interrupt(self, trainer: Trainer) -> None:
         """Collect before the interrupt checkpoint is written."""
         self.collect(trainer)
+
+
+class BackboneFreeze(Hook):
+    """Trains only the head for the first ``epochs`` epochs (``optim.freeze_backbone_epochs``), as fast-reid's
+    layer freeze does: the backbone's BatchNorm layers stay in eval mode (their statistics are kept) and its
+    parameters are not stepped (their gradients are dropped before the optimiser's step, so neither the
+    weights nor the optimiser's moments change). Gradients are still computed, so DDP's reduction is unchanged.
+    """
+
+    def __init__(self, backbone: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int):
+        self.backbone, self.epochs = backbone, epochs
+        self.params = [p for g in optimizer.param_groups if g.get("name", "").startswith("backbone.") for p in g["params"]]
+
+    def before_step(self, trainer: Trainer) -> None:
+        """Keep the backbone in eval mode while it is frozen."""
+        if trainer.state.epoch < self.epochs:
+            self.backbone.eval()
+
+    def after_backward(self, trainer: Trainer) -> None:
+        """Drop the backbone's gradients while it is frozen (an optimiser skips parameters without one)."""
+        if trainer.state.epoch < self.epochs:
+            for p in self.params:
+                p.grad = None
 
 
 class CheckpointHook(Hook):
@@ -168,14 +193,15 @@ class CheckpointHook(Hook):
             self.best["selected_on"] = self.selected_on
             save_checkpoint(model_checkpoint(self.description, trainer.model, self.best), self.run.best_checkpoint)
         if trainer.state.epoch % self.every == 0 or trainer.state.epoch == trainer.epochs:
-            save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)
-
-    def _cuda_rng(self) -> list | None:
-        return self.rng.states if self.rng is not None and any(s is not None for s in self.rng.states) else None
+            self._save_last(trainer)
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """Save a mid-epoch resumable state."""
-        save_checkpoint(training_checkpoint(self.description, trainer, self.best, self._cuda_rng()), self.run.last_checkpoint)
+        self._save_last(trainer)
+
+    def _save_last(self, trainer: Trainer) -> None:
+        rank_rng = self.rng.states if self.rng is not None else None
+        save_checkpoint(training_checkpoint(self.description, trainer, self.best, rank_rng), self.run.last_checkpoint)
 
 
 class ProgressHook(ClosingHook):

@@ -47,20 +47,26 @@ class Runtime:
         cast = torch.autocast(device_type=self.device.type, dtype=self.dtype)
         return _both(tf32_scope(self.tf32), cast) if scoped else cast
 
-    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """Back-propagate ``loss`` and step ``optimizer``.
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` (with fp16, the loss scaled by :attr:`scaler`). Call ``optimizer.zero_grad`` before."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
-        With fp16 the loss goes through :attr:`scaler`: gradients are computed on the scaled
-        loss, unscaled before the step, and a step whose gradients overflowed is skipped
-        (the scale then shrinks). Call ``optimizer.zero_grad`` before.
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Step ``optimizer`` after :meth:`backward`.
+
+        With fp16 the gradients are unscaled before the step, a step whose gradients overflowed
+        is skipped and the scale then shrinks.
         """
         if self.scaler is None:
-            loss.backward()
             optimizer.step()
             return
-        self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
         self.scaler.update()
+
+    def gradient_unscale(self) -> float:
+        """What gradients from :meth:`backward` must be multiplied by to be the loss's own: ``1 / scale`` with
+        fp16's loss scaler (one read-back from the device), else 1."""
+        return 1.0 if self.scaler is None else 1.0 / float(self.scaler.get_scale())
 
     def synchronize(self) -> None:
         """Wait until the device has run everything queued (CUDA); a no-op on the CPU. For timers only."""

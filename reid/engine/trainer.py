@@ -1,8 +1,10 @@
 """A plain training loop; everything else (evaluation, checkpoints, logging, progress) is a hook.
 
 The loop owns only what every run does: iterate the loader, forward, loss, backward, step,
-schedule. Hooks see the :class:`Trainer` and read or add to its state at five points:
-``before_train``, ``before_epoch``, ``after_step``, ``after_epoch``, ``after_train``.
+schedule. Hooks see the :class:`Trainer` and read or add to its state at seven points:
+``before_train``, ``before_epoch``, ``before_step`` (the model is in training mode; a hook may put
+parts of it back in eval mode), ``after_backward`` (gradients are there, the optimiser has not
+stepped: freezing, clipping), ``after_step``, ``after_epoch``, ``after_train``.
 
 Ctrl-C (SIGINT), SIGTERM and SIGUSR2 do not interrupt a step half-way: they set a flag, the loop
 finishes the current step, hooks get ``on_interrupt`` (the checkpoint hook saves a resumable
@@ -68,6 +70,12 @@ class Hook:
 
     def before_epoch(self, trainer: Trainer) -> None:
         """Called at the start of every epoch."""
+
+    def before_step(self, trainer: Trainer) -> None:
+        """Called before every forward pass, once the model is in training mode."""
+
+    def after_backward(self, trainer: Trainer) -> None:
+        """Called between the backward pass and the optimiser step (gradients may be read or changed)."""
 
     def after_step(self, trainer: Trainer) -> None:
         """Called after every optimiser step; ``trainer.step_output`` holds its loss."""
@@ -261,19 +269,28 @@ class Trainer:
     def run_step(self, images: torch.Tensor, pids: torch.Tensor) -> StepOutput:
         """One optimisation step on a batch, with nothing read back to the host.
 
-        Whether the loss is finite is noted on the device; :meth:`check_finite` raises on it later.
+        The model gets the identities too (margin classifiers use them). After the optimiser's step,
+        loss terms with an optimiser of their own (center loss's centres) take theirs. Whether the loss
+        is finite is noted on the device; :meth:`check_finite` raises on it later.
         """
         self.model.train()
+        self._call("before_step")
         images = self.runtime.to_device(images)
         pids = pids.to(self.runtime.device, non_blocking=True)
         with self.runtime.autocast():
-            outputs = self.model(images)
+            outputs = self.model(images, pids)
         outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
         loss, parts = self.criterion(outputs, pids)
         self._note_finiteness(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         lr = float(self.optimizer.param_groups[0]["lr"])  # what this step uses; the schedule advances after it
-        self.runtime.backward_step(loss, self.optimizer)
+        self.runtime.backward(loss)
+        self._call("after_backward")
+        updates_itself = getattr(self.criterion, "updates_itself", False)
+        grad_scale = self.runtime.gradient_unscale() if updates_itself else 1.0  # read before the scaler updates
+        self.runtime.step(self.optimizer)
+        if updates_itself:
+            self.criterion.step(grad_scale)
         return StepOutput(loss=loss.detach(), parts=parts, batch_size=int(pids.numel()), lr=lr)
 
     def _note_finiteness(self, loss: torch.Tensor) -> None:

@@ -1,12 +1,14 @@
 """Heads that sit on the pooled embedding, in the :data:`HEADS` registry.
 
-Every head maps the (B, D) pooled features to ``(embedding, logits)``: ``embedding``
-is what retrieval uses, ``logits`` is (B, num_classes) or None when there is no
-classifier.
+Every head maps the (B, D) pooled features (and, in training, the batch's identities, which
+the margin classifiers need) to ``(embedding, logits)``: ``embedding`` is what retrieval uses,
+``logits`` is (B, num_classes), or None when there is no classifier or when the caller asks for
+none (``logits=False``: no ID loss is active). The classifier layer is ``head.classifier``
+(:mod:`reid.model.classifiers`: linear, cosface, arcface, circle).
 
 - ``none``: embedding only (e.g. triplet-only training).
-- ``classifier``: dropout + Linear(D, num_classes); retrieval uses the pooled features.
-- ``bnneck``: BatchNorm1d neck with frozen bias, then Linear(D, num_classes, bias=False)
+- ``classifier``: dropout + classifier(D, num_classes); retrieval uses the pooled features.
+- ``bnneck``: BatchNorm1d neck with frozen bias, then a bias-free classifier(D, num_classes)
   — the "strong baseline" (Luo et al., 2019); retrieval uses the post-BN features,
   triplet loss the pre-BN ones. ``HeadSpec.dropout`` and ``HeadSpec.bias`` do not apply.
 
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from reid.errors import ReidError
+from reid.model.classifiers import build_classifier
 from reid.registry import HEADS
 from reid.spec import HeadSpec
 
@@ -33,59 +36,64 @@ class EmbeddingHead(nn.Module):
 
     num_classes: int | None = None
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def forward(self, features: torch.Tensor, pids: torch.Tensor | None = None,
+                logits: bool = True) -> tuple[torch.Tensor, None]:
         """(B, D) → ((B, D), None)."""
         return features, None
 
 
-class ClassifierHead(nn.Module):
-    """Dropout + Linear classifier; retrieval uses the pooled features."""
+class ClassifyingHead(nn.Module):
+    """Base of the heads with a classifier layer (:mod:`reid.model.classifiers`)."""
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.5, bias: bool = True):
+    def __init__(self, classifier: nn.Module):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(dim, num_classes, bias=bias)
+        self.classifier = classifier
 
     @property
     def num_classes(self) -> int:
         """Outputs of the classifier."""
         return self.classifier.out_features
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, D) → ((B, D) features, (B, C) logits)."""
-        return features, self.classifier(self.dropout(features))
-
     def replace_classifier(self, num_classes: int) -> None:
-        """A fresh Linear layer with ``num_classes`` outputs (e.g. to fine-tune on new identities)."""
-        old = self.classifier
-        self.classifier = nn.Linear(old.in_features, num_classes, bias=old.bias is not None).to(old.weight.device)
+        """A fresh classifier of the same kind with ``num_classes`` outputs (e.g. to fine-tune on new identities)."""
+        self.classifier = self.classifier.fresh(num_classes)
+
+    def unreached_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the ID loss trains (the classifier's; subclasses add theirs)."""
+        return list(self.classifier.parameters())
 
 
-class BNNeckHead(nn.Module):
-    """BatchNorm1d neck (bias frozen at 0) + bias-free Linear; retrieval uses the post-BN features."""
+class ClassifierHead(ClassifyingHead):
+    """Dropout + a classifier layer; retrieval uses the pooled features."""
 
-    def __init__(self, dim: int, num_classes: int):
-        super().__init__()
+    def __init__(self, classifier: nn.Module, dropout: float = 0.5):
+        super().__init__(classifier)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor | None = None,
+                logits: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, D) → ((B, D) features, (B, C) logits — margin-aware when ``pids`` is given — or None when
+        ``logits`` is False)."""
+        return features, self.classifier(self.dropout(features), pids) if logits else None
+
+
+class BNNeckHead(ClassifyingHead):
+    """BatchNorm1d neck (bias frozen at 0) + a bias-free classifier; retrieval uses the post-BN features."""
+
+    def __init__(self, dim: int, classifier: nn.Module):
+        super().__init__(classifier)
         self.neck = nn.BatchNorm1d(dim)
         self.neck.bias.requires_grad_(False)
-        self.classifier = nn.Linear(dim, num_classes, bias=False)
-        nn.init.normal_(self.classifier.weight, std=0.001)
 
-    @property
-    def num_classes(self) -> int:
-        """Outputs of the classifier."""
-        return self.classifier.out_features
-
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, D) → ((B, D) post-BN embedding, (B, C) logits)."""
+    def forward(self, features: torch.Tensor, pids: torch.Tensor | None = None,
+                logits: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, D) → ((B, D) post-BN embedding, (B, C) logits or None)."""
         neck = self.neck(features)
-        return neck, self.classifier(neck)
+        return neck, self.classifier(neck, pids) if logits else None
 
-    def replace_classifier(self, num_classes: int) -> None:
-        """A fresh bias-free Linear layer with ``num_classes`` outputs."""
-        old = self.classifier
-        self.classifier = nn.Linear(old.in_features, num_classes, bias=False).to(old.weight.device)
-        nn.init.normal_(self.classifier.weight, std=0.001)
+    def unreached_parameters(self) -> list[nn.Parameter]:
+        """What only the ID loss trains: the neck's scale and the classifier (the other losses see pre-BN features)."""
+        return [self.neck.weight, *super().unreached_parameters()]
 
 
 def _need_classes(spec: HeadSpec, num_classes: int | None) -> int:
@@ -106,14 +114,14 @@ def embedding_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Modu
 
 @HEADS.register("classifier")
 def classifier_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Module:
-    """Dropout(``spec.dropout``) + Linear(dim, num_classes, bias=``spec.bias``)."""
-    return ClassifierHead(dim, _need_classes(spec, num_classes), spec.dropout, spec.bias)
+    """Dropout(``spec.dropout``) + the ``spec.classifier`` layer (``linear``: bias = ``spec.bias``)."""
+    return ClassifierHead(build_classifier(spec, dim, _need_classes(spec, num_classes), spec.bias), spec.dropout)
 
 
 @HEADS.register("bnneck")
 def bnneck_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Module:
-    """BatchNorm1d neck + bias-free Linear (strong baseline)."""
-    return BNNeckHead(dim, _need_classes(spec, num_classes))
+    """BatchNorm1d neck + the bias-free ``spec.classifier`` layer (strong baseline)."""
+    return BNNeckHead(dim, build_classifier(spec, dim, _need_classes(spec, num_classes), bias=False))
 
 
 def build_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Module:

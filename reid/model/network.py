@@ -27,10 +27,11 @@ from reid.spec import HeadSpec, ModelSpec
 class ReidModel(nn.Module):
     """Backbone + head.
 
-    ``forward(x)`` returns ``{"features": (B, D) pooled embedding (what triplet loss
-    uses), "logits": (B, C) or None}``. Logits are computed whenever the head has a
-    classifier, in training *and* eval mode (one small matmul); they are None only for
-    head ``none``. ``embed(x)`` is the retrieval feature: post-BN for ``bnneck``,
+    ``forward(x, pids=None)`` returns ``{"features": (B, D) pooled embedding (what triplet and
+    center loss use), "logits": (B, C) or None}``. Logits are computed whenever the head has a
+    classifier (in training *and* eval mode; margin classifiers apply their margin when ``pids``
+    is given), unless :meth:`train_without_classifier` switched them off; they are None for head
+    ``none``. ``embed(x)`` is the retrieval feature: post-BN for ``bnneck``,
     the pooled embedding otherwise.
 
     Attributes:
@@ -47,12 +48,26 @@ class ReidModel(nn.Module):
         self.head = head
         self.embedding_dim = backbone.embedding_dim
         self.pretrained_report = pretrained_report
+        self.computes_logits = head.num_classes is not None
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """(B, C, H, W) images → ``{"features": (B, D), "logits": (B, C) or None}``."""
+    def forward(self, x: torch.Tensor, pids: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """(B, C, H, W) images (and in training their identities, which margin classifiers use) →
+        ``{"features": (B, D), "logits": (B, C) or None}``."""
         features = self.backbone(x)
-        _, logits = self.head(features)
+        _, logits = self.head(features, pids, logits=self.computes_logits)
         return {"features": features, "logits": logits}
+
+    def train_without_classifier(self) -> None:
+        """Compute no logits and freeze what only the ID loss would train (the classifier, a BN neck's scale).
+
+        For training without an ID term: those parameters would get no gradient, which
+        ``DistributedDataParallel`` reports as an error ("Expected to have finished reduction in the prior
+        iteration"); frozen, they are left out of its reduction and keep their initial values, as they
+        would in one process.
+        """
+        self.computes_logits = False
+        for p in getattr(self.head, "unreached_parameters", list)():
+            p.requires_grad_(False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images → (B, D) retrieval features (call in eval mode).
