@@ -204,7 +204,7 @@ class LossSpec(_Section):
     center_lr: float = Field(0.5, gt=0, le=100, description="center loss: learning rate of the centres' own plain "
                              "SGD (their gradient taken without center_weight, no weight decay, not scheduled)")
     terms: dict[str, float] = Field(default_factory=dict, description="more loss terms registered in "
-                                    "reid.registry.LOSSES and their weights, e.g. {center = 0.0005}")
+                                    "reid.registry.LOSSES and their weights, e.g. {my_term = 0.1}")
 
     @field_validator("mining")
     @classmethod
@@ -269,6 +269,9 @@ class ScheduleSpec(_Section):
     warmup_epochs: float = Field(0, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)
     min_lr: float = Field(1e-6, ge=0)
+    cosine_delay_epochs: float = Field(0, ge=0, description="cosine: epochs from the start (warmup included) "
+                                       "before the decay begins, the lr held at optim.lr after warmup (fast-reid's "
+                                       "DELAY_EPOCHS); the cosine then spans the remaining epochs")
     decay_epochs: float = Field(30, gt=0, description="step: epochs between decays")
     milestones: list[int] = Field(default_factory=lambda: [40, 70], description="multistep: decay epochs")
     decay_rate: float = Field(0.1, gt=0, le=1)
@@ -372,6 +375,13 @@ class Spec(_Section):
             raise ValueError("ID loss needs a classifier: set head.type = \"classifier\" or \"bnneck\"")
         if self.schedule.warmup_epochs >= self.schedule.epochs:
             raise ValueError("schedule.warmup_epochs must be smaller than schedule.epochs")
+        if self.schedule.cosine_delay_epochs and not (
+                self.schedule.warmup_epochs <= self.schedule.cosine_delay_epochs < self.schedule.epochs):
+            raise ValueError("schedule.cosine_delay_epochs must lie between schedule.warmup_epochs and "
+                             "schedule.epochs (it counts from the start, warmup included)")
+        if self.schedule.cosine_delay_epochs and self.schedule.name != "cosine":
+            raise ValueError(f"schedule.cosine_delay_epochs delays a cosine decay, but schedule.name = "
+                             f"{self.schedule.name!r}: set name = \"cosine\" or remove cosine_delay_epochs")
         if self.optim.freeze_backbone_epochs >= self.schedule.epochs:
             raise ValueError("optim.freeze_backbone_epochs must be smaller than schedule.epochs (the backbone would "
                              "never train)")

@@ -7,7 +7,6 @@ import http.server
 import io
 import socket
 import threading
-import types
 
 import pytest
 import torch
@@ -86,14 +85,14 @@ def serve_as_imagenet(monkeypatch, served, state) -> str:
     data = buffer.getvalue()
     name = f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth"
     (served / name).write_bytes(data)
-    weights = types.SimpleNamespace(url=f"https://download.pytorch.org/models/{name}")
-    monkeypatch.setitem(pretrained.IMAGENET_WEIGHTS, "resnet18", weights)
+    monkeypatch.setitem(pretrained.IMAGENET_WEIGHTS, "resnet18", f"https://download.pytorch.org/models/{name}")
     return name
 
 
 def test_imagenet_path_is_torchvisions_file_in_the_hub_cache(hub):
     assert imagenet_weights_path("resnet18") == hub / "resnet18-f37072fd.pth"
     assert imagenet_weights_path("resnet50") == hub / "resnet50-0676ba61.pth"
+    assert imagenet_weights_path("resnet50_ibn_a") == hub / "resnet50_ibn_a-d9d0bb7b.pth"  # the IBN-Net release
 
 
 def test_imagenet_downloads_once_into_the_hub_cache(hub, weights_server, monkeypatch, torchvision_state):

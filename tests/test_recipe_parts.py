@@ -3,6 +3,7 @@ head's learning-rate multiplier), the backbone freeze, and each margin classifie
 
 from __future__ import annotations
 
+import math
 import signal
 
 import pytest
@@ -12,12 +13,13 @@ from hypothesis import strategies as st
 
 from reid.engine.checkpoint import load_checkpoint
 from reid.engine.experiment import run_experiment
-from reid.engine.optim import build_optimizer, parameter_groups
+from reid.engine.optim import LRSchedule, build_optimizer, parameter_groups
 from reid.engine.rundir import RunDir
 from reid.engine.trainer import Trainer, TrainingInterrupted
 from reid.losses import build_loss, center_loss
 from reid.model import build_model
-from reid.spec import HeadSpec, LossSpec, ModelSpec, OptimSpec, load_spec_text
+from reid.errors import ReidError
+from reid.spec import HeadSpec, LossSpec, ModelSpec, OptimSpec, ScheduleSpec, load_spec_text
 from tiny_specs import small_run
 
 
@@ -145,3 +147,40 @@ def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_train
     assert all(torch.equal(after_first[k], start[k]) for k in backbone)  # weights and BN statistics untouched
     assert not torch.equal(after_first["head.classifier.weight"], start["head.classifier.weight"])
     assert any(not torch.equal(after_second[k], start[k]) for k in backbone)  # it trains from epoch 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(epochs=st.integers(4, 30), warmup=st.integers(0, 3), extra_delay=st.integers(0, 10), per_iter=st.booleans())
+def test_a_delayed_cosine_holds_the_lr_after_warmup_then_decays_over_the_rest(epochs, warmup, extra_delay, per_iter):
+    """fast-reid's DELAY_EPOCHS: linear warmup, the base lr held up to the delay, a cosine to min_lr at the end."""
+    delay = min(warmup + extra_delay, epochs - 1)
+    spec = ScheduleSpec(epochs=epochs, name="cosine", warmup_epochs=warmup, warmup_lr=0.01, min_lr=0.001,
+                        cosine_delay_epochs=delay, per_iteration=per_iter)
+    opt = build_optimizer(torch.nn.Linear(2, 2), OptimSpec(name="sgd", lr=1.0))
+    iters = 5
+    schedule = LRSchedule(opt, spec, iters_per_epoch=iters)
+
+    def direct(t: float) -> float:  # t: epochs of training done
+        if t < warmup:
+            return 0.01 + (1.0 - 0.01) * t / warmup
+        if t <= delay:
+            return 1.0
+        return 0.001 + (1.0 - 0.001) * (1 + math.cos(math.pi * (t - delay) / (epochs - delay))) / 2
+
+    for epoch in range(epochs):
+        for i in range(iters):
+            schedule.after_iteration(epoch * iters + i)
+            t = epoch + i / iters if per_iter else epoch
+            assert schedule.lr == pytest.approx(direct(t), rel=1e-6, abs=1e-9), (epoch, i)
+        schedule.after_epoch(epoch + 1)
+
+
+def test_a_cosine_delay_is_checked_against_warmup_epochs_and_the_schedule():
+    base = 'name = "d"\n[schedule]\nepochs = 10\nwarmup_epochs = 2\nname = "cosine"\n'
+    assert load_spec_text(base + "cosine_delay_epochs = 5\n").schedule.cosine_delay_epochs == 5
+    for bad, said in (("cosine_delay_epochs = 1\n", "between schedule.warmup_epochs"),
+                      ("cosine_delay_epochs = 10\n", "between schedule.warmup_epochs")):
+        with pytest.raises(ReidError, match=said):
+            load_spec_text(base + bad)
+    with pytest.raises(ReidError, match='set name = "cosine"'):
+        load_spec_text(base.replace('"cosine"', '"multistep"') + "cosine_delay_epochs = 5\n")

@@ -15,6 +15,7 @@ from rich.markup import escape
 from reid.cli import bench, data, embed, evaluate, export, inspect, report, run, search  # noqa: F401  (registers the commands)
 from reid.cli import sweep  # noqa: F401  (registers `reid sweep`)
 from reid.cli import runs  # noqa: F401  (registers `reid runs`)
+from reid.cli import keys  # noqa: F401  (registers `reid keys`)
 from reid.cli.app import app
 from reid.errors import ReidError
 

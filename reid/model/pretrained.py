@@ -1,8 +1,8 @@
 """Pretrained backbone weights: ``"none"``, ``"imagenet"``, a run directory or a weights file.
 
-``"imagenet"`` reads torchvision's ImageNet checkpoint for the arch (ResNet-18 … 152,
-``IMAGENET1K_V1``) from ``torch.hub.get_dir()/checkpoints/``; when it is not there it
-is downloaded from torchvision's URL (sha256-checked, with a progress bar; see
+``"imagenet"`` reads the arch's ImageNet checkpoint (torchvision's ``IMAGENET1K_V1`` for
+ResNet-18 … 152, the IBN-Net authors' release for the IBN-a ResNets) from
+``torch.hub.get_dir()/checkpoints/``; when it is not there it is downloaded from its URL (sha256-checked, with a progress bar; see
 :mod:`reid.model.download`, whose ``REID_WEIGHTS_URL`` points at a mirror). Offline,
 the error says what failed, the URL and where to put the file.
 
@@ -35,18 +35,22 @@ from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weig
 from reid.errors import ReidError
 from reid.model.download import download, mirrored_url, sha256_prefix
 
+#: Where each arch's ImageNet weights are downloaded from; the file name carries its sha256 prefix (torch hub's
+#: convention), which the download checks.
 IMAGENET_WEIGHTS = {
-    "resnet18": ResNet18_Weights.IMAGENET1K_V1,
-    "resnet34": ResNet34_Weights.IMAGENET1K_V1,
-    "resnet50": ResNet50_Weights.IMAGENET1K_V1,
-    "resnet101": ResNet101_Weights.IMAGENET1K_V1,
-    "resnet152": ResNet152_Weights.IMAGENET1K_V1,
+    "resnet18": ResNet18_Weights.IMAGENET1K_V1.url,
+    "resnet34": ResNet34_Weights.IMAGENET1K_V1.url,
+    "resnet50": ResNet50_Weights.IMAGENET1K_V1.url,
+    "resnet101": ResNet101_Weights.IMAGENET1K_V1.url,
+    "resnet152": ResNet152_Weights.IMAGENET1K_V1.url,
+    # the IBN-Net authors' release (Pan et al. 2018; the weights fast-reid's and BoT's IBN-a recipes start from)
+    "resnet50_ibn_a": "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth",
+    "resnet101_ibn_a": "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet101_ibn_a-59ea0ac6.pth",
 }
 #: Archs whose ImageNet weights exist upstream but are not offered here (no checked URL and sha256 yet): where they are.
 IMAGENET_NOT_OFFERED = {
-    "resnet50_ibn_a": "the IBN-Net authors' resnet50_ibn_a-d9d0bb7b.pth (github.com/XingangPan/IBN-Net, release v1.0)",
-    "resnet101_ibn_a": "the IBN-Net authors' resnet101_ibn_a-59ea0ac6.pth (github.com/XingangPan/IBN-Net, release v1.0)",
-    "osnet_x1_0": "torchreid's ImageNet-pretrained osnet_x1_0 (github.com/KaiyangZhou/deep-person-reid, model zoo)",
+    "osnet_x1_0": "torchreid's ImageNet-pretrained osnet_x1_0 (github.com/KaiyangZhou/deep-person-reid, model zoo; "
+                  "a Google Drive file)",
 }
 #: Inside a run directory, in order of preference (the engine's ``RunDir`` layout).
 #: Where a run directory keeps its checkpoints: the best Rank-1 weights, then the latest resumable state.
@@ -80,11 +84,11 @@ class PretrainedReport:
 
 
 def imagenet_weights_path(arch: str) -> Path:
-    """Where torchvision's ImageNet weights for ``arch`` sit in the torch hub cache.
+    """Where the ImageNet weights for ``arch`` sit in the torch hub cache.
 
     Raises:
-        ReidError: no ImageNet weights offered for ``arch`` (for IBN-a ResNets and OSNet the
-            error says where their authors' file is: it loads as a weights file, one to one).
+        ReidError: no ImageNet weights offered for ``arch`` (for OSNet the error says where
+            its authors' file is: it loads as a weights file, one to one).
     """
     if arch in IMAGENET_NOT_OFFERED:
         raise ReidError(f"ImageNet weights for {arch} are not offered yet", where="model.pretrained",
@@ -92,7 +96,7 @@ def imagenet_weights_path(arch: str) -> Path:
                             '(its parameter names load one to one), or set model.pretrained = "none"')
     if arch not in IMAGENET_WEIGHTS:
         raise ReidError(f"no ImageNet weights known for arch {arch!r}", where="model.pretrained", fix=f"use one of: {', '.join(IMAGENET_WEIGHTS)}")
-    name = Path(urlparse(IMAGENET_WEIGHTS[arch].url).path).name
+    name = Path(urlparse(IMAGENET_WEIGHTS[arch]).path).name
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
@@ -142,14 +146,14 @@ def load_state_dict_into(module: nn.Module, state: dict[str, torch.Tensor], sour
 
 
 def imagenet_weights(arch: str) -> Path:
-    """torchvision's ImageNet weights for ``arch``: from the torch hub cache, downloaded there first if missing.
+    """The ImageNet weights for ``arch``: from the torch hub cache, downloaded there first if missing.
 
     Raises:
         ReidError: no weights known for ``arch``, or the download fails (offline, bad hash).
     """
     path = imagenet_weights_path(arch)
     if not path.is_file():
-        url = mirrored_url(IMAGENET_WEIGHTS[arch].url)
+        url = mirrored_url(IMAGENET_WEIGHTS[arch])
         try:
             download(url, path, sha256_prefix(path.name))
         except ReidError as e:

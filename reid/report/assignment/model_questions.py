@@ -242,7 +242,7 @@ def q5(ctx: ReportContext) -> Section:
         state = torchvision.models.get_model(arch, weights=None).state_dict()
         report = load_state_dict_into(backbone, state, source=f"torchvision {arch}(weights=None)")
         how = (f"The ImageNet file `{path.name}` is not in the torch hub cache (nothing is downloaded). To load the "
-               f"real weights, copy it (from {IMAGENET_WEIGHTS[arch].url}) into `{path.parent}` and regenerate the "
+               f"real weights, copy it (from {IMAGENET_WEIGHTS[arch]}) into `{path.parent}` and regenerate the "
                f"report. Below, the mapping is shown on the structure alone: the state dict of torchvision's "
                f"`{arch}(weights=None)` — the same keys and shapes as the ImageNet file — mapped onto our backbone.")
     body = "\n\n".join([
