@@ -45,11 +45,14 @@ def embed_batch(model: torch.nn.Module, images: torch.Tensor, runtime: Runtime, 
 @torch.no_grad()
 def extract_features(model: torch.nn.Module, imageset, runtime: Runtime, spec: EvalSpec,
                      augment: AugmentSpec, indices: torch.Tensor | None = None) -> Features:
-    """Embed every image of ``imageset`` (or only ``indices``) in order with :func:`embed_batch`."""
+    """Embed every image of ``imageset`` (or only ``indices``) in order with :func:`embed_batch`.
+
+    Batches are made on the run's device (on a GPU the uint8 images go over and are normalised there) and the
+    features come back to the CPU once, at the end, not batch by batch (each copy would wait for the GPU)."""
     model.eval()
-    chunks = [embed_batch(model, images, runtime, spec.flip).cpu()
-              for images in eval_batches(imageset, spec.batch_size, augment, indices=indices)]
-    feats = torch.cat(chunks) if chunks else torch.empty(0, 0)
+    chunks = [embed_batch(model, images, runtime, spec.flip)
+              for images in eval_batches(imageset, spec.batch_size, augment, indices=indices, device=runtime.device)]
+    feats = torch.cat(chunks).cpu() if chunks else torch.empty(0, 0)
     sel = slice(None) if indices is None else indices
     return Features(feats, imageset.pids[sel].clone(), imageset.camids[sel].clone())
 
