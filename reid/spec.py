@@ -84,6 +84,10 @@ class DataSpec(_Section):
     train_fraction: float = Field(0.8, gt=0, lt=1, description="share of identities used for training (when train_ids "
                                   "is not set)")
     split_seed: int = Field(0, ge=0)
+    split_order: Literal["random", "sorted"] = Field(
+        "random", description="folder: which identities train. random: drawn with split_seed; sorted: the first "
+        "train_ids identity folders in sorted order (a published split by identity number, e.g. CUHK03's "
+        "0000-0742 train, 0743-0842 test)")
     query_rule: Literal["auto", "per_camera", "leave_one_out", "leave_one_out_merged"] = Field(
         "auto", description="validation query / gallery. auto: the dataset's own split where it has one (market1501 "
         "…), else per_camera; per_camera: one query per identity per camera, the rest gallery; leave_one_out: "

@@ -114,6 +114,9 @@ def test_folder_layout_split_by_count_and_fraction(tmp_path):
     assert again.train == s.train  # fixed split_seed → same split
     other = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, split_seed=3))
     assert {x.pid for x in other.train} != {x.pid for x in s.train}
+    ordered = prepare_splits(DataSpec(dataset="folder", root=str(root), train_ids=5, split_order="sorted"))
+    assert sorted({Path(x.path).parent.name for x in ordered.train}) == [f"person{i:02d}" for i in range(5)]
+    assert sorted({Path(x.path).parent.name for x in ordered.query}) == ["person05", "person06", "person07"]
 
 
 def test_folder_leave_one_out_without_cameras(tmp_path):
@@ -176,3 +179,19 @@ def test_own_split_is_kept_unless_merging_is_asked_for_by_name(tmp_path, caplog)
     caplog.clear()
     folder = prepare_splits(DataSpec(dataset="folder", root=str(folder_tree(tmp_path / "f")), query_rule="leave_one_out"))
     assert folder.same_set and caplog.text == ""  # a split the format made: merged, as asked, silently
+
+
+def test_the_cuhk03_spec_reads_the_real_crops_layout_with_its_fixed_split(tmp_path):
+    """specs/cuhk03.toml on a tree named as ../shared/real/cuhk03 (PPPP/PPPP_cC_KK.jpg): only data.root changes
+    (and here the split's size, for 12 identities instead of 843)."""
+    from reid.spec import load_spec
+
+    for pid in range(12):
+        for cam, k in ((1, 1), (1, 2), (2, 3), (2, 4)):
+            jpeg(tmp_path / f"{pid:04d}" / f"{pid:04d}_c{cam}_{k:02d}.jpg")
+    spec = load_spec(Path(__file__).resolve().parents[1] / "specs" / "cuhk03.toml",
+                     overrides=[f"data.root={tmp_path}", "data.train_ids=9"])
+    s = prepare_splits(spec.data)
+    assert sorted({Path(x.path).parent.name for x in s.train}) == [f"{i:04d}" for i in range(9)]
+    assert sorted({Path(x.path).parent.name for x in s.query}) == ["0009", "0010", "0011"]
+    assert len(s.query) == 3 * 2 and len(s.gallery) == 3 * 2 and {x.camid for x in s.query} == {0, 1}

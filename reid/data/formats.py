@@ -344,7 +344,8 @@ def folder(spec: DataSpec, cache_dir: Path) -> Splits:
 
     root = require_root(spec)
     samples, skipped = scan_folder_identities(root, spec.camera_regex)
-    train_pids, val_pids = split_identities([s.pid for s in samples], spec.train_ids, spec.train_fraction, spec.split_seed)
+    train_pids, val_pids = split_identities([s.pid for s in samples], spec.train_ids, spec.train_fraction,
+                                            spec.split_seed, ordered=spec.split_order == "sorted")
     train_set = set(train_pids)
     train = [s for s in samples if s.pid in train_set]
     query, gallery = query_gallery_split([s for s in samples if s.pid not in train_set], spec.split_seed)

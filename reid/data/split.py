@@ -27,17 +27,20 @@ from reid.errors import ReidError
 
 
 def split_identities(
-    pids: Sequence[int], train_ids: int | None, train_fraction: float | None, seed: int
+    pids: Sequence[int], train_ids: int | None, train_fraction: float | None, seed: int, ordered: bool = False
 ) -> tuple[list[int], list[int]]:
     """Split identities into (train, validation), both sorted.
 
     ``train_ids`` takes priority over ``train_fraction`` (rounded, at least 1, and at most
     ``n - 1`` so that a fraction always leaves a validation identity); a count must leave at
-    least one identity for validation.
+    least one identity for validation. Identities are drawn at random (``seed``), or with ``ordered`` the first
+    ones in sorted order train (a dataset's published split by identity number).
 
     Example:
         >>> len(split_identities(range(62), train_ids=None, train_fraction=0.8, seed=0)[0])
         50
+        >>> split_identities([7, 3, 5, 9], train_ids=3, train_fraction=None, seed=0, ordered=True)
+        ([3, 5, 7], [9])
     """
     pids = sorted(set(pids))
     n = len(pids)
@@ -50,7 +53,7 @@ def split_identities(
             fix=f"use at most {n - 1} training identities (or remove data.train_ids: data.train_fraction, 0.8 by "
             "default, then splits any number of identities)",
         )
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.arange(n) if ordered else np.random.default_rng(seed).permutation(n)
     train = sorted(pids[i] for i in order[:n_train])
     val = sorted(pids[i] for i in order[n_train:])
     return train, val
