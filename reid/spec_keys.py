@@ -16,6 +16,7 @@ from typing import Any, Literal
 import annotated_types
 from pydantic import BaseModel
 
+from reid.errors import ReidError
 from reid.registry import ARCHS, CLASSIFIERS, DATASETS, HEADS, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
 from reid.spec import Spec
 
@@ -71,12 +72,33 @@ def _default(value: Any) -> str:
     return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def spec_tables() -> list[str]:
+    """The spec's tables (``data``, ``augment`` … ``runtime``), in schema order.
+
+    Example:
+        >>> spec_tables()[:3]
+        ['data', 'augment', 'model']
+    """
+    return [name for name, field in Spec.model_fields.items() if _table(field) is not None]
+
+
+def _table(field) -> type[BaseModel] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
 def spec_keys(section: str | None = None) -> list[SpecKey]:
     """The keys of every table of :class:`~reid.spec.Spec` (or of ``section`` only), in schema order; defaults as
-    a default spec holds them."""
+    a default spec holds them.
+
+    Raises:
+        ReidError: ``section`` is not one of :func:`spec_tables`.
+    """
+    if section is not None and section not in spec_tables():
+        raise ReidError(f"no spec table named {section!r}", where="reid keys", fix=f"use one of: {', '.join(spec_tables())}")
     defaults, keys = Spec(), []
     for name, field in Spec.model_fields.items():
-        table = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        table = _table(field)
         if table is None:
             if section is None:
                 keys.append(SpecKey(name, _type_name(field.annotation), _default(getattr(defaults, name)),

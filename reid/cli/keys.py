@@ -17,21 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from reid.cli.app import FormatOption, OutputFormat, app, print_json
-from reid.errors import ReidError
-from reid.spec import Spec
-from reid.spec_keys import spec_keys
+from reid.spec_keys import spec_keys, spec_tables
 
 
 @app.command("keys")
 def keys(
-    section: Annotated[Optional[str], typer.Argument(help="one table: data, augment, model, head, loss, sampler, "
-                                                          "optim, schedule, eval, runtime")] = None,
+    section: Annotated[Optional[str], typer.Argument(help=f"one table: {', '.join(spec_tables())}")] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """List every spec key (or SECTION's): type, default, allowed values, description — the schema validation uses."""
-    tables = [name for name, field in Spec.model_fields.items() if hasattr(field.annotation, "model_fields")]
-    if section is not None and section not in tables:
-        raise ReidError(f"no spec table named {section!r}", where="reid keys", fix=f"use one of: {', '.join(tables)}")
     rows = spec_keys(section)
     if fmt is OutputFormat.json:
         print_json([asdict(row) for row in rows])

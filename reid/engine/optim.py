@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 from timm.optim import create_optimizer_v2
-from torch import nn
 from timm.scheduler import create_scheduler_v2
+from torch import nn
 
 from reid.spec import OptimSpec, ScheduleSpec
 

@@ -49,12 +49,17 @@ class Linear(nn.Linear):
         """(B, D) → (B, C) logits."""
         return super().forward(features)
 
+    @classmethod
+    def initialised(cls, dim: int, num_classes: int, bias: bool) -> Linear:
+        """A new layer; without a bias (the BN neck's classifier) its weights start at N(0, 0.001²), as BoT's."""
+        layer = cls(dim, num_classes, bias=bias)
+        if not bias:
+            nn.init.normal_(layer.weight, std=0.001)
+        return layer
+
     def fresh(self, num_classes: int) -> Linear:
         """A newly initialised classifier of the same kind with ``num_classes`` outputs."""
-        layer = Linear(self.in_features, num_classes, bias=self.bias is not None)
-        if self.bias is None:  # the BN-neck classifier's initialisation (see reid.model.heads)
-            nn.init.normal_(layer.weight, std=0.001)
-        return layer.to(self.weight.device)
+        return self.initialised(self.in_features, num_classes, self.bias is not None).to(self.weight.device)
 
 
 class CosineClassifier(nn.Module):
@@ -132,11 +137,8 @@ class Circle(CosineClassifier):
 
 @CLASSIFIERS.register("linear")
 def linear_classifier(spec: HeadSpec, dim: int, num_classes: int, bias: bool) -> nn.Module:
-    """``nn.Linear(dim, num_classes, bias)``; without a bias (the BN neck's) its weights start at N(0, 0.001²)."""
-    layer = Linear(dim, num_classes, bias=bias)
-    if not bias:
-        nn.init.normal_(layer.weight, std=0.001)
-    return layer
+    """``nn.Linear(dim, num_classes, bias)``, initialised as :meth:`Linear.initialised` says."""
+    return Linear.initialised(dim, num_classes, bias)
 
 
 @CLASSIFIERS.register("cosface")
