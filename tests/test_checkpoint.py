@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import reid.engine.checkpoint as checkpoint
+import reid.fileio as fileio
 from reid.engine.checkpoint import model_checkpoint, model_description, read_model_checkpoint, save_checkpoint, unwrap
 from reid.errors import ReidError
 from reid.model import build_model
@@ -69,7 +70,7 @@ def test_a_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", read_only)
     with pytest.raises(ReidError, match="Read-only file system.*previous best.pt is intact"):
         save_checkpoint({"w": torch.ones(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.zeros(3))

@@ -17,10 +17,10 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from reid.data.cache_dir import default_cache_dir
 from reid.data.describe import DatasetInfo, describe_splits
 from reid.data.formats import DATASETS, Sample, Splits
 from reid.data.imageset import ImageSet, Progress, no_progress
@@ -28,11 +28,6 @@ from reid.errors import ReidError
 from reid.spec import DataSpec
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$REID_CACHE`` or ``~/.cache/reid``."""
-    return Path(os.environ.get("REID_CACHE") or Path.home() / ".cache" / "reid").expanduser()
 
 
 def merges_query_gallery(query_rule: str, own_split: bool) -> bool:

@@ -16,8 +16,9 @@ File layout (``<root>/decoded/<key>.u8``): a :data:`HEADER_BYTES` header (magic,
 JSON with the key, shape and how many images were converted to 8-bit RGB) followed by
 the raw pixels in C order. :func:`write_cache` writes a temporary file (space reserved
 up front, so a full disk fails before decoding rather than mid-way), fsyncs it and
-renames it into place, so a reader sees a whole file or none; a killed writer leaves
-only its temporary file, which no reader opens and the next writer removes.
+renames it into place (:func:`reid.fileio.atomic_write_bytes`), so a reader sees a whole
+file or none; a killed writer leaves only its temporary file, which no reader opens and
+the next writer removes.
 
 Many processes and hosts may share one cache (torchrun ranks, a sweep's jobs on a shared file system).
 :func:`build_cache` lets exactly one of them decode a missing entry: it takes the entry's lock file
@@ -55,10 +56,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+from reid.fileio import atomic_write_bytes
 
 #: Bump whenever :func:`reid.data.imageset.decode_image` would give other pixels: it is part of the key.
 DECODE_RULES_VERSION = 1
@@ -307,37 +310,24 @@ def write_cache(path: str | Path, key: str, count: int, height: int, width: int,
                 fill: Callable[[np.ndarray], int]) -> None:
     """Create the cache file atomically: ``fill(array)`` writes the N×3×H×W uint8 pixels and returns the converted count.
 
+    The file is written by :func:`reid.fileio.atomic_write_bytes` under the temporary name
+    ``<key>.u8.tmp-<host>-<pid>``, by which other writers recognise a gone writer's leftovers.
+
     Raises:
         OSError: the cache cannot be written (read-only or full disk); nothing is left behind.
         Exception: whatever ``fill`` raises (e.g. a :class:`~reid.errors.ReidError` for a bad image), likewise.
     """
     path, shape = Path(path), (count, 3, height, width)
-    path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     tmp = path.with_name(f"{path.name}.tmp-{_owner_suffix()}")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _reserve(fd, HEADER_BYTES + int(np.prod(shape)))
+
+    def write_pixels_then_header(f: BinaryIO) -> None:
+        _reserve(f.fileno(), HEADER_BYTES + int(np.prod(shape)))
         pixels = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=HEADER_BYTES, shape=shape)
         with _heartbeat(tmp, _lock_path(path)):
             converted = int(fill(pixels))
         pixels.flush()
         del pixels
-        os.pwrite(fd, _header(key, shape, converted), 0)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the file itself is complete
+        os.pwrite(f.fileno(), _header(key, shape, converted), 0)
+
+    atomic_write_bytes(path, write_pixels_then_header, temp_name=tmp.name)

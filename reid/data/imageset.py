@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from reid.data.cache_dir import default_cache_dir
 from reid.data.decoded_cache import build_cache, cache_file
 from reid.data.decoded_cache import cache_key as make_cache_key
 from reid.data.formats import Sample
@@ -199,7 +200,7 @@ class ImageSet:
         workers: DataLoader workers when streaming JPEGs (no decoded cache).
         pids: optional replacement pids (e.g. relabelled training ids).
         cache_dir: root of the decoded-image cache (default
-            :func:`reid.data.build.default_cache_dir`, i.e. ``$REID_CACHE``).
+            :func:`reid.data.cache_dir.default_cache_dir`, i.e. ``$REID_CACHE``).
         progress: told how decoding advances (see :data:`Progress`); nothing is shown by default.
         cache_key: how the cache knows a file is unchanged, ``"stat"`` or ``"content"``
             (:func:`reid.data.decoded_cache.cache_key`; ``data.cache_key`` in a spec).
@@ -249,8 +250,6 @@ class ImageSet:
         if not self.paths:
             return None
         if cache_dir is None:
-            from reid.data.build import default_cache_dir  # build imports this module
-
             cache_dir = default_cache_dir()
         try:
             key = make_cache_key(self.paths, self.height, self.width, self._key_mode)

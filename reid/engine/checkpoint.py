@@ -1,6 +1,7 @@
 """Checkpoints: crash-safe writes, and self-describing contents saved and restored side by side.
 
-Writes go to a temporary file, are fsynced, then renamed into place: a reader sees either the
+Writes go to a temporary file, are fsynced, then renamed into place (:mod:`reid.fileio`, whose
+``atomic_write_bytes`` / ``atomic_write_text`` are importable from here too): a reader sees either the
 previous complete checkpoint or the new complete one — never a torn file — whether the writer is
 stopped by Ctrl-C, an exception or ``kill -9``. A write that cannot happen (full disk, read-only
 folder, no permission) is one :class:`ReidError` naming the file, the space needed and free, and
@@ -34,7 +35,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,36 +43,11 @@ import torch
 
 from reid.data.preprocess import Preprocess
 from reid.errors import ReidError
+from reid.fileio import atomic_write_bytes, atomic_write_text
 from reid.spec import Spec, load_spec_text
 
 CHECKPOINT_FORMAT = "reid-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-def atomic_write_bytes(path: Path, write: Any, before_rename: Callable[[Path], None] | None = None) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it to ``path``.
-
-    ``before_rename(tmp)``, when given, runs on the complete temp file before it replaces ``path``; if it
-    raises, the temp file is removed and ``path`` is left as it was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_rename is not None:
-            before_rename(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _megabytes(n: int) -> str:
@@ -199,11 +174,6 @@ def save_checkpoint(state: dict, path: Path) -> None:
     except OSError as e:
         raise ReidError(f"cannot write the checkpoint ({e.strerror or e}; it needs {_megabytes(len(data))}, "
                         f"{_megabytes(shutil.disk_usage(path.parent).free)} are free)", where=str(path), fix=fix) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Atomically replace a text file."""
-    atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
