@@ -14,9 +14,9 @@
   Anchors without a positive (an identity seen once in the batch) or without a negative
   (a one-identity batch) take no part; a batch without any valid anchor gives 0 (with a
   gradient of 0, never NaN). The anchor itself is never its own positive.
-- Distances: ``euclidean`` is the plain L2 distance (``sqrt`` of the squared distance
-  clamped at 1e-12, so gradients stay finite for coincident embeddings); ``cosine`` is
-  ``1 − cos``.
+- Distances (:func:`reid.ops.distance.pairwise_distance`): ``euclidean`` is the plain L2 distance
+  (``sqrt`` of the squared distance clamped at 1e-12, so gradients stay finite for coincident
+  embeddings); ``cosine`` is ``1 − cos``.
 - Center loss (``loss.center_weight``): :func:`center_loss` against learned per-identity centres,
   which :class:`CenterLoss` updates with its own SGD.
 
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid.errors import ReidError
+from reid.ops.distance import check_metric, pairwise_distance
 from reid.registry import LOSSES, TRIPLET_MINING
 from reid.spec import LossSpec
 
@@ -51,21 +52,6 @@ Gather = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor
 """``(features, pids) -> (features, pids)`` of the whole global batch (see :func:`reid.engine.distributed.mining_gather`)."""
 
 _ROW_ENTRIES = 1 << 22  # anchor rows of the distance matrix processed together (bounded memory)
-
-
-def pairwise_distance(x: torch.Tensor, y: torch.Tensor, distance: str = "euclidean") -> torch.Tensor:
-    """``(n, m)`` distances between the rows of ``x`` and ``y``: plain L2 (stable gradients) or ``1 − cos``.
-
-    Example:
-        >>> pairwise_distance(torch.tensor([[0., 0.]]), torch.tensor([[3., 4.]])).tolist()
-        [[5.0]]
-    """
-    if distance == "cosine":
-        return 1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).t()
-    if distance == "euclidean":
-        sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1)[None] - 2 * x @ y.t()
-        return sq.clamp_min(1e-12).sqrt()
-    raise ReidError(f"unknown triplet distance {distance!r}", where="loss.triplet_distance", fix="use 'euclidean' or 'cosine'")
 
 
 @TRIPLET_MINING.register("hard")
@@ -119,6 +105,7 @@ def triplet_loss(
         0.0
     """
     rule = TRIPLET_MINING.get(mining)
+    check_metric(distance, "triplet distance", where="loss.triplet_distance")
     pids = torch.as_tensor(pids, device=features.device)
     if features.ndim != 2 or pids.shape != features.shape[:1]:
         raise ReidError(f"triplet loss needs (B, D) features and (B,) identities, got {tuple(features.shape)} and {tuple(pids.shape)}")

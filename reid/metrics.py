@@ -37,11 +37,10 @@ from typing import Iterable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from reid.errors import ReidError
+from reid.ops.distance import Distances, Metric
 
-Metric = Literal["euclidean", "cosine"]
 Protocol = Literal["market", "all"]
 
 _CHUNK_BYTES = 8 << 20  # distance rows sorted together (per thread): cache-friendly, bounded
@@ -66,51 +65,18 @@ def compute_distance(
     normalize: bool = False,
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """Distances between query and gallery features, shape ``(nq, ng)``, float32.
+    """Distances between query and gallery features, shape ``(nq, ng)``, float32, on the gallery's device.
 
     ``"euclidean"`` is the *squared* L2 distance (as torchreid's default), computed as
     ``|q|² + |g|² − 2 q·g`` and clamped at 0; ``"cosine"`` is ``1 − cos(q, g)``.
     ``normalize`` L2-normalises features first (cosine always does). Rows are computed
-    ``chunk_size`` at a time (default: about 64 MB of output per chunk).
+    ``chunk_size`` at a time (default: about 64 MB of output per chunk) by :class:`reid.ops.distance.Distances`.
 
     Example:
         >>> compute_distance(torch.tensor([[0., 0.]]), torch.tensor([[3., 4.], [1., 0.]])).tolist()
         [[25.0, 1.0]]
     """
-    dist = _Distance(qf, gf, metric, normalize)
-    out = torch.empty(dist.nq, dist.ng, dtype=torch.float32, device=dist.gt.device)
-    rows = chunk_size or max(1, (64 << 20) // (4 * max(dist.ng, 1)))
-    for s in range(0, dist.nq, rows):
-        dist.rows(s, out[s : s + rows])
-    return out
-
-
-class _Distance:
-    """Query-gallery distances, row block by row block, into a caller's buffer."""
-
-    def __init__(self, qf, gf, metric: str, normalize: bool):
-        qf, gf = _as_features(qf, "query features"), _as_features(gf, "gallery features")
-        if qf.shape[1] != gf.shape[1]:
-            raise ReidError(f"query features have dimension {qf.shape[1]} but gallery features {gf.shape[1]}")
-        if metric not in ("euclidean", "cosine"):
-            raise ReidError(f"unknown distance {metric!r}", fix="use 'euclidean' or 'cosine'")
-        if normalize or metric == "cosine":
-            qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
-        self.qf, self.gt, self.cosine = qf, gf.t(), metric == "cosine"
-        self.nq, self.ng = qf.shape[0], gf.shape[0]
-        if self.cosine:
-            self.bias, self.alpha, self.q_norms = torch.ones(1, 1, device=qf.device), -1.0, None
-        else:
-            sq_norm = lambda x: torch.linalg.vector_norm(x, dim=1) ** 2  # noqa: E731 (no (n, D) temporary)
-            self.bias, self.alpha, self.q_norms = sq_norm(gf)[None], -2.0, sq_norm(qf)[:, None]
-
-    def rows(self, start: int, out: torch.Tensor) -> torch.Tensor:
-        """Fill ``out`` (``(b, ng)``) with the distances of queries ``start … start + b``."""
-        end = start + out.shape[0]
-        torch.addmm(self.bias, self.qf[start:end], self.gt, alpha=self.alpha, out=out)
-        if self.q_norms is not None:
-            out.add_(self.q_norms[start:end]).clamp_min_(0)
-        return out
+    return Distances(qf, gf, metric, normalize).matrix(chunk_size)
 
 
 def evaluate(
@@ -176,19 +142,9 @@ def evaluate_features(
     it is faster than the two steps. Same result as
     ``evaluate(compute_distance(qf, gf, metric, normalize), ...)``.
     """
-    dist = _Distance(qf, gf, metric, normalize)
-    ranker = _Ranker(dist.nq, dist.ng, q_pids, g_pids, q_camids, g_camids, protocol, same_set)
-    rows = max(1, (memory_mb << 20) // (4 * max(dist.ng, 1)))
-    buf = torch.empty(min(rows, dist.nq), dist.ng, dtype=torch.float32, device=dist.gt.device)
-    blocks = ((s, dist.rows(s, buf[: min(rows, dist.nq - s)])) for s in range(0, dist.nq, rows))
-    return _summarise(ranker, blocks, max_rank, None)
-
-
-def _as_features(x, name: str) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if x.ndim != 2:
-        raise ReidError(f"{name} must be 2-D (images × dimension), got shape {tuple(x.shape)}")
-    return x.float()
+    distances = Distances(qf, gf, metric, normalize)
+    ranker = _Ranker(distances.nq, distances.ng, q_pids, g_pids, q_camids, g_camids, protocol, same_set)
+    return _summarise(ranker, distances.blocks(distances.rows_within(memory_mb)), max_rank, None)
 
 
 def _labels(x, n: int, name: str) -> np.ndarray:

@@ -50,13 +50,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from reid.errors import ReidError
-from reid.metrics import Metric
+from reid.ops.distance import Distances, Metric, check_features, check_metric
 
 _TRIPLES_PER_BLOCK = 4_000_000  # (query, gallery, column) terms of the Jaccard sums handled at once
-_GATHER_BYTES = 64 << 20  # feature vectors gathered at once for the weights of the expanded sets
 
 
 def rerank_distances(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0.3):
@@ -154,16 +152,13 @@ def rerank_features(qf, gf=None, k1: int = 20, k2: int = 6, lambda_value: float 
     qf = _features(qf, "query features")
     one_set = gf is None
     gf = qf[:0] if one_set else _features(gf, "gallery features")
-    if qf.shape[1] != gf.shape[1]:
-        raise ReidError(f"query features have dimension {qf.shape[1]} but gallery features {gf.shape[1]}")
-    if metric not in ("euclidean", "cosine"):
-        raise ReidError(f"unknown distance {metric!r}", fix="use 'euclidean' or 'cosine'")
+    check_features(qf, gf)
+    check_metric(metric)
     if memory_mb < 1:
         raise ReidError(f"memory_mb must be at least 1, got {memory_mb}")
     feats = torch.cat([qf, gf])
-    if normalize or metric == "cosine":
-        feats = F.normalize(feats, dim=1)
-    source = _FeatureSource(feats, qf.shape[0], 0 if one_set else qf.shape[0], metric == "cosine", memory_mb)
+    distances = Distances(feats, feats, metric, normalize)  # one set of N images, ranked against itself
+    source = _FeatureSource(distances, qf.shape[0], 0 if one_set else qf.shape[0], memory_mb)
     return _rerank(source, k1, k2, lambda_value)
 
 
@@ -220,34 +215,32 @@ class _MatrixSource:
 
 
 class _FeatureSource:
-    """Original distances computed from features: squared L2 (or squared ``1 − cos``) over each row's maximum.
+    """Original distances computed from features: the kernel's distance (squared L2, or ``1 − cos`` squared) over
+    each row's maximum.
 
-    Euclidean rows are ranked on the bare product ``|g|² − 2 q·g``: adding ``|q|²``, clamping at 0 and
-    dividing by the row's maximum never reverse an order, so only the ``k + 1`` candidates (and rows
-    where they tie) are finished — the same float operations as on the whole row, so the same values.
+    Euclidean rows are ranked on the kernel's partial distance ``|g|² − 2 q·g``: finishing it (adding ``|q|²``,
+    clamping at 0) and dividing by the row's maximum never reverse an order, so only the ``k + 1`` candidates
+    (and rows where they tie) are finished — the same float operations as on the whole row, so the same values.
     """
 
-    def __init__(self, feats: torch.Tensor, nq: int, g0: int, cosine: bool, memory_mb: int):
-        self.feats, self.n, self.nq, self.g0, self.cosine = feats, feats.shape[0], nq, g0, cosine
-        self.sq_norms = torch.linalg.vector_norm(feats, dim=1) ** 2
+    def __init__(self, distances: Distances, nq: int, g0: int, memory_mb: int):
+        self.distances, self.n, self.nq, self.g0, self.cosine = distances, distances.ng, nq, g0, distances.cosine
         self.row_max = torch.empty(self.n)
-        self.rows_per_block = max(1, (memory_mb << 20) // (4 * self.n))
+        self.rows_per_block = distances.rows_within(memory_mb)
 
     def _finish(self, partial: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
-        """Original distances from the products of :meth:`nearest` (``|g|² − 2 q·g``, or ``1 − cos``)."""
-        if self.cosine:
-            return partial.square().div_(self.row_max[rows, None])
-        return (partial + self.sq_norms[rows, None]).clamp_min_(0).div_(self.row_max[rows, None])
+        """Original distances from the kernel's partial distances of ``rows`` (a new tensor)."""
+        finished = self.distances.finish(partial, rows)
+        return (finished.square() if self.cosine else finished).div_(self.row_max[rows, None])
 
     def nearest(self, start: int, end: int, k: int, out: torch.Tensor) -> torch.Tensor:
         """The ``k`` nearest of images ``start … end`` (stable order); their query-gallery originals go to ``out``."""
-        f, rows = self.feats, slice(start, end)
-        if self.cosine:  # the same operations as reid.metrics.compute_distance
-            partial = torch.addmm(torch.ones(1, 1), f[rows], f.t(), alpha=-1)
+        rows = slice(start, end)
+        partial = self.distances.partial(rows)
+        if self.cosine:
             m = partial.square().amax(1)
-        else:
-            partial = torch.addmm(self.sq_norms[None], f[rows], f.t(), alpha=-2)
-            m = (partial.amax(1) + self.sq_norms[rows]).clamp_min_(0)
+        else:  # the largest partial distance of a row, finished: the row's largest distance
+            m = self.distances.finish(partial.amax(1, keepdim=True), rows)[:, 0]
         if (m == 0).any():
             raise ReidError(f"image {start + int((m == 0).nonzero()[0])} has distance 0 to every image",
                             fix="check for duplicated or constant features")
@@ -265,14 +258,7 @@ class _FeatureSource:
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """Original distances ``o[rows[b], cols[b, j]]`` (rows already seen by :meth:`nearest`)."""
-        out = torch.empty(cols.shape)
-        step = max(1, _GATHER_BYTES // (4 * max(1, cols.shape[1]) * self.feats.shape[1]))
-        for s in range(0, len(rows), step):
-            r, c = rows[s : s + step], cols[s : s + step]
-            dots = torch.bmm(self.feats[c], self.feats[r, :, None])[..., 0]
-            partial = (1 - dots) if self.cosine else dots.mul_(-2).add_(self.sq_norms[c])
-            out[s : s + step] = self._finish(partial, r)
-        return out
+        return self._finish(self.distances.pair_partial(rows, cols), rows)
 
 
 def _rerank(source, k1: int, k2: int, lam: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The house's floors: a module imports (at import time) only from its own floor or the floors below it.
 
-errors · fileio → spec · spec_keys · registry · metrics · rerank → model · data · losses → engine · evaluation
+errors · fileio → spec · spec_keys · registry · metrics · rerank · ops → model · data · losses → engine · evaluation
 → api · export · sweep → report → cli (../shared/design.md). Imports inside functions are
 not counted: they run late, which is how an upper floor is reached on purpose (``reid bench``).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import reid
 
-FLOORS = [{"errors", "fileio"}, {"spec", "spec_keys", "registry", "metrics", "rerank"}, {"model", "data", "losses"}, {"engine", "evaluation"},
+FLOORS = [{"errors", "fileio"}, {"spec", "spec_keys", "registry", "metrics", "rerank", "ops"}, {"model", "data", "losses"}, {"engine", "evaluation"},
           {"api", "export", "sweep"}, {"report"}, {"cli", "__main__"}]
 ROOT = Path(reid.__file__).parent
 

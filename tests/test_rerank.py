@@ -13,53 +13,7 @@ from hypothesis import strategies as st
 from reid.errors import ReidError
 from reid.metrics import compute_distance, evaluate
 from reid.rerank import rerank_distances, rerank_features
-
-
-def reference(q_g, q_q, g_g, k1, k2, lam):
-    """The reference ``re_ranking`` (torchreid / strong baseline), loop by loop; ties ordered by index."""
-    nq = q_g.shape[0]
-    o = np.concatenate([np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0)
-    return reference_rows(o, nq, k1, k2, lam)[:, nq:]
-
-
-def reference_one_set(d, k1, k2, lam):
-    """The reference on one leave-one-out set: its ``N`` images once, every image a query of all ``N``."""
-    return reference_rows(d, d.shape[0], k1, k2, lam)
-
-
-def reference_rows(o, nq, k1, k2, lam):
-    """The reference's loops on the whole set's distances ``o``: final distances of rows ``0 … nq`` to all images."""
-    o = np.power(o, 2).astype(np.float32)
-    o = np.transpose(o / np.max(o, axis=0))
-    n = o.shape[0]
-    rank = np.argsort(o, axis=1, kind="stable")
-
-    def reciprocal(i, k):
-        forward = rank[i, : k + 1]
-        backward = rank[forward, : k + 1]
-        return forward[np.where(backward == i)[0]]
-
-    V = np.zeros((n, n), dtype=np.float32)
-    for i in range(n):
-        r = reciprocal(i, k1)
-        expanded = r
-        for c in r:
-            rc = reciprocal(c, int(np.around(k1 / 2.0)))
-            if len(np.intersect1d(rc, r)) > 2.0 / 3 * len(rc):
-                expanded = np.append(expanded, rc)
-        expanded = np.unique(expanded)
-        w = np.exp(-o[i, expanded])
-        V[i, expanded] = w / np.sum(w)
-    if k2 != 1:
-        V = np.stack([np.mean(V[rank[i, :k2], :], axis=0) for i in range(n)])
-    jaccard = np.zeros((nq, n), dtype=np.float32)
-    for i in range(nq):
-        s = np.zeros(n, dtype=np.float32)
-        for k in np.where(V[i] != 0)[0]:
-            js = np.where(V[:, k] != 0)[0]
-            s[js] += np.minimum(V[i, k], V[js, k])
-        jaccard[i] = 1 - s / (2.0 - s)
-    return jaccard * (1 - lam) + o[:nq] * lam
+from reference_rerank import reference, reference_one_set
 
 
 def _symmetric(rng, n, levels):

@@ -1,10 +1,11 @@
 """The ``k`` nearest gallery entries of each query, under the evaluation's distance and junk rule.
 
 Brute force in bounded memory: the gallery is read in chunks of ``chunk`` rows, each chunk's
-distances to a block of queries are computed with one matrix product, removed entries are set to
-+inf, and a running top-``k`` is kept, so a query against a 1,000,000 × 512 gallery needs a few MB
-beyond the gallery itself. The final order is by distance, ties broken by gallery index (the
-evaluation's stable order).
+distances to a block of queries are computed by the distance kernel (:class:`reid.ops.distance.Distances`,
+the evaluation's own values), removed entries are set to +inf, and a running top-``k`` is kept, so a
+query against a 1,000,000 × 512 gallery needs a few MB beyond the gallery itself (and an L2-normalised
+copy of it for cosine or ``normalize``). The final order is by distance, ties broken by gallery index
+(the evaluation's stable order).
 
 Example:
     >>> import torch
@@ -22,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 
 from reid.errors import ReidError
+from reid.ops.distance import Distances
 from reid.rerank import rerank_features
 from reid.spec import EvalSpec
 
@@ -148,36 +149,14 @@ def top_k(qf: torch.Tensor, gf: torch.Tensor, k: int, metric: str = "euclidean",
             one set, leave-one-out).
         chunk, query_block: gallery rows and queries handled per matrix product.
     """
-    qf, gf = torch.as_tensor(qf).float(), torch.as_tensor(gf).float()
-    if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
-        raise ReidError(f"query features {tuple(qf.shape)} and gallery features {tuple(gf.shape)} must be N×D with the same D")
+    distances = Distances(qf, gf, metric, normalize)
     _check_k(k)
-    if metric not in ("euclidean", "cosine"):
-        raise ReidError(f"unknown distance {metric!r}", fix="use 'euclidean' or 'cosine'")
-    labels = _Labels.of(len(qf), len(gf), q_pids, g_pids, q_camids, g_camids, protocol, exclude)
-    unit = normalize or metric == "cosine"
-    qf = F.normalize(qf, dim=1) if unit else qf
-    # one pass over the gallery for its norms (no N×D temporary); distances then need one matrix product
-    g_norm = torch.linalg.vector_norm(gf, dim=1)
-    if unit:  # cosine: 1 − q·g/|g|; normalised euclidean: 2 − 2 q·g/|g| (queries are unit already)
-        scale, bias = 1.0 / g_norm.clamp_min(1e-12), torch.full_like(g_norm, 1.0 if metric == "cosine" else 2.0)
-        alpha = -1.0 if metric == "cosine" else -2.0
-    else:  # |q|² + |g|² − 2 q·g, computed as evaluation computes it (reid.metrics.compute_distance)
-        scale, bias, alpha = None, g_norm**2, -2.0
-
-    def blocks(q: torch.Tensor):
-        q_sq = None if unit else torch.linalg.vector_norm(q, dim=1)[:, None] ** 2
-        for g0 in range(0, len(gf), chunk):
-            g = gf[g0 : g0 + chunk]
-            if scale is None:
-                yield g0, torch.addmm(bias[None, g0 : g0 + chunk], q, g.T, alpha=alpha).add_(q_sq).clamp_min_(0)
-            else:
-                yield g0, torch.add(bias[g0 : g0 + chunk], (q @ g.T).mul_(scale[g0 : g0 + chunk]), alpha=alpha)
-
+    labels = _Labels.of(distances.nq, distances.ng, q_pids, g_pids, q_camids, g_camids, protocol, exclude)
     out: list[RankedList] = []
-    for q0 in range(0, len(qf), query_block):
-        q = qf[q0 : q0 + query_block].to(gf.device)
-        out += _nearest_in_blocks(blocks(q), q0, len(q), k, labels, gf.device)
+    for q0 in range(0, distances.nq, query_block):
+        rows = slice(q0, min(q0 + query_block, distances.nq))
+        blocks = ((g0, distances.block(rows, slice(g0, g0 + chunk))) for g0 in range(0, distances.ng, chunk))
+        out += _nearest_in_blocks(blocks, q0, rows.stop - q0, k, labels, distances.device)
     return out
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from reid.ops.distance import Distances
+
 MIN_COSINE = 0.9999
 
 
@@ -56,5 +58,5 @@ def _nn_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
     if len(a) < 2:
         return 1.0
     eye = torch.eye(len(a), dtype=torch.bool)
-    nearest = [torch.cdist(x, x).masked_fill_(eye, float("inf")).argmin(1) for x in (a, b)]
+    nearest = [Distances(x, x, dtype=torch.float64).matrix().masked_fill_(eye, float("inf")).argmin(1) for x in (a, b)]
     return float((nearest[0] == nearest[1]).double().mean())

@@ -1,0 +1,1 @@
+"""Numerical kernels shared across reid: :mod:`reid.ops.distance`, the one distance and ranking kernel."""
