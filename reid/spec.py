@@ -263,6 +263,12 @@ class OptimSpec(_Section):
                                 "classifier) and of loss terms' parameters")
     freeze_backbone_epochs: int = Field(0, ge=0, le=10_000, description="train only the head for the first N epochs "
                                         "(the backbone's weights are not stepped and its BatchNorm statistics kept)")
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="evaluate and save an exponential moving average of the "
+                             "weights, updated after every optimiser step with this decay (e.g. 0.9998; 0: off)")
+    clip_grad_norm: float = Field(0.0, ge=0, le=1e6, description="clip the gradients' global L2 norm to this value "
+                                  "before each optimiser step (0: off)")
+    accumulate: int = Field(1, ge=1, le=1024, description="batches whose gradients add up to one optimiser step "
+                            "(the loss of each divided by this): an N-times larger batch in the memory of one")
 
 
 class ScheduleSpec(_Section):

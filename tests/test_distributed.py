@@ -26,7 +26,7 @@ from reid.data import ImageSet
 from reid.data.formats import Sample
 from reid.engine.distributed import (DistContext, broadcast_buffers, broadcast_flag, collective_device, gather_rows,
                                      mining_gather, shard_indices)
-from reid.engine.experiment import per_rank_sampler
+from reid.engine.build import per_rank_sampler
 from reid.errors import ReidError
 from reid.losses import build_loss
 from reid.engine.evaluation import Features, extract_features, extract_sharded, score

@@ -4,7 +4,6 @@ head's learning-rate multiplier), the backbone freeze, and each margin classifie
 from __future__ import annotations
 
 import math
-import signal
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from reid.losses import build_loss, center_loss
 from reid.model import build_model
 from reid.errors import ReidError
 from reid.spec import HeadSpec, LossSpec, ModelSpec, OptimSpec, ScheduleSpec, load_spec_text
+from interrupts import sigint_at_step
 from tiny_specs import small_run
 
 
@@ -86,25 +86,12 @@ def test_loss_parameters_join_the_optimiser_in_their_own_group(monkeypatch):
     assert loss_group["params"] == [criterion.terms["temperature"].t] and loss_group["lr"] == pytest.approx(0.2)
 
 
-def _sigint_at_step(monkeypatch, step: int) -> None:
-    """Send this process Ctrl-C after optimiser step ``step`` (the trainer stops at the step boundary)."""
-    original = Trainer.run_step
-
-    def run_step(self, images, pids):
-        out = original(self, images, pids)
-        if self.state.global_step + 1 == step:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "run_step", run_step)
-
-
 CENTER = small_run("center", seed=4, epochs=2) + "[loss]\ncenter_weight = 0.01\n[head]\ntype = \"bnneck\"\n"
 
 
 def test_center_loss_trains_and_resumes_bit_identically(tmp_path, monkeypatch):
     reference = run_experiment(load_spec_text(CENTER), tmp_path / "ref", plain=True)
-    _sigint_at_step(monkeypatch, 6)  # mid-epoch 2
+    sigint_at_step(monkeypatch, 6)  # mid-epoch 2
     with pytest.raises(TrainingInterrupted):
         run_experiment(load_spec_text(CENTER), tmp_path / "cut", plain=True)
     monkeypatch.undo()

@@ -255,14 +255,22 @@ def model_checkpoint(description: dict[str, Any], model: torch.nn.Module, best: 
     return {**description, "model": unwrap(model).state_dict(), "best": best}
 
 
-def training_checkpoint(description: dict[str, Any], trainer, best: dict, rank_rng: list | None = None) -> dict[str, Any]:
+def training_checkpoint(description: dict[str, Any], trainer, best: dict, rank_rng: list | None = None,
+                        evaluated: torch.nn.Module | None = None) -> dict[str, Any]:
     """Everything needed to continue a run exactly (``last.pt``): the model checkpoint plus the criterion's
     parameters (e.g. center loss's centres), optimiser, schedule, scaler, RNG states and position.
+
+    ``evaluated``: the weights the run evaluates when they are not the trained model's (an average of weights:
+    :class:`reid.engine.training_hooks.WeightAverage`). They are then the checkpoint's ``model`` (what
+    ``reid.load`` and export use) and the trained weights are kept as ``training_model``, to resume.
 
     ``rank_rng`` holds, per rank, ``{"cpu": …, "cuda": … or None}``: that rank's CPU RNG state and the
     CUDA RNG state of its GPU (see :class:`reid.engine.hooks.RngStateHook`); each rank restores its own.
     """
-    state = model_checkpoint(description, trainer.model, best)
+    averaged = evaluated is not None and evaluated is not unwrap(trainer.model)
+    state = model_checkpoint(description, evaluated if averaged else trainer.model, best)
+    if averaged:
+        state["training_model"] = unwrap(trainer.model).state_dict()
     state.update(optimizer=trainer.optimizer.state_dict(), schedule=trainer.schedule.state_dict(),
                  epoch=trainer.state.epoch, iter_in_epoch=trainer.state.iter_in_epoch,
                  global_step=trainer.state.global_step, rng_cpu=torch.get_rng_state())
@@ -278,15 +286,19 @@ def training_checkpoint(description: dict[str, Any], trainer, best: dict, rank_r
 
 
 def restore_training(ckpt: dict[str, Any], model: torch.nn.Module, optimizer, schedule, runtime,
-                     rank: int = 0, criterion: torch.nn.Module | None = None) -> tuple[tuple[int, int, int], dict]:
+                     rank: int = 0, criterion: torch.nn.Module | None = None,
+                     evaluated: torch.nn.Module | None = None) -> tuple[tuple[int, int, int], dict]:
     """Load :func:`training_checkpoint`'s state into freshly built objects; returns the position
     ``(epoch, iter_in_epoch, global_step)`` and the best metrics. Rank ``rank`` restores its own CPU RNG
-    state and its own CUDA RNG state onto its own device (``runtime.device``).
+    state and its own CUDA RNG state onto its own device (``runtime.device``). A checkpoint with
+    ``training_model`` restores those weights into ``model`` and its ``model`` into ``evaluated`` (the average).
 
     Load ``ckpt`` with ``map_location="cpu"``: RNG states must stay CPU byte tensors, and
     ``load_state_dict`` moves weights and optimiser state to their parameters' device.
     """
-    unwrap(model).load_state_dict(ckpt["model"])
+    unwrap(model).load_state_dict(ckpt.get("training_model", ckpt["model"]))
+    if evaluated is not None and "training_model" in ckpt:
+        evaluated.load_state_dict(ckpt["model"])
     if criterion is not None and "criterion" in ckpt:
         criterion.load_state_dict(ckpt["criterion"])
     optimizer.load_state_dict(ckpt["optimizer"])

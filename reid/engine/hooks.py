@@ -142,29 +142,6 @@ class RngStateHook(Hook):
         self.collect(trainer)
 
 
-class BackboneFreeze(Hook):
-    """Trains only the head for the first ``epochs`` epochs (``optim.freeze_backbone_epochs``), as fast-reid's
-    layer freeze does: the backbone's BatchNorm layers stay in eval mode (their statistics are kept) and its
-    parameters are not stepped (their gradients are dropped before the optimiser's step, so neither the
-    weights nor the optimiser's moments change). Gradients are still computed, so DDP's reduction is unchanged.
-    """
-
-    def __init__(self, backbone: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int):
-        self.backbone, self.epochs = backbone, epochs
-        self.params = [p for g in optimizer.param_groups if g.get("name", "").startswith("backbone.") for p in g["params"]]
-
-    def before_step(self, trainer: Trainer) -> None:
-        """Keep the backbone in eval mode while it is frozen."""
-        if trainer.state.epoch < self.epochs:
-            self.backbone.eval()
-
-    def after_backward(self, trainer: Trainer) -> None:
-        """Drop the backbone's gradients while it is frozen (an optimiser skips parameters without one)."""
-        if trainer.state.epoch < self.epochs:
-            for p in self.params:
-                p.grad = None
-
-
 class CheckpointHook(Hook):
     """Saves ``last.pt`` every ``every`` epochs, at the end and on interrupt; ``best.pt`` when the epoch record's
     ``select_key`` (:data:`reid.engine.selection.SELECT_KEY`) reaches a new best — never when it is ``None``.
@@ -177,11 +154,15 @@ class CheckpointHook(Hook):
         rng: the hook that collects every rank's CUDA RNG state (saved with the training state).
         select_key: the metric that picks ``best.pt`` (``rank1``, ``val_rank1``) or ``None`` for no ``best.pt``.
         selected_on: what picked it, in words (stored in the checkpoint's ``best``).
+        evaluated: ``() -> module`` of the weights the run evaluates and saves, when not the trained model's
+            (:attr:`reid.engine.build.RunBuilder.evaluated_model`).
     """
 
     def __init__(self, run: RunDir, every: int, description: dict, best: dict | None = None,
-                 rng: RngStateHook | None = None, select_key: str | None = "rank1", selected_on: str = ""):
+                 rng: RngStateHook | None = None, select_key: str | None = "rank1", selected_on: str = "",
+                 evaluated: Callable[[], torch.nn.Module] | None = None):
         self.run, self.every, self.description, self.rng = run, every, description, rng
+        self.evaluated = evaluated
         self.best = best or {}
         self.select_key, self.selected_on = select_key, selected_on
 
@@ -191,7 +172,8 @@ class CheckpointHook(Hook):
         if key is not None and key in record and record[key] > self.best.get(key, -1.0):
             self.best = {k: record[k] for k in ("epoch", "rank1", "mAP", "mINP", key) if k in record}
             self.best["selected_on"] = self.selected_on
-            save_checkpoint(model_checkpoint(self.description, trainer.model, self.best), self.run.best_checkpoint)
+            weights = self.evaluated() if self.evaluated is not None else trainer.model
+            save_checkpoint(model_checkpoint(self.description, weights, self.best), self.run.best_checkpoint)
         if trainer.state.epoch % self.every == 0 or trainer.state.epoch == trainer.epochs:
             self._save_last(trainer)
 
@@ -201,7 +183,9 @@ class CheckpointHook(Hook):
 
     def _save_last(self, trainer: Trainer) -> None:
         rank_rng = self.rng.states if self.rng is not None else None
-        save_checkpoint(training_checkpoint(self.description, trainer, self.best, rank_rng), self.run.last_checkpoint)
+        evaluated = self.evaluated() if self.evaluated is not None else None
+        save_checkpoint(training_checkpoint(self.description, trainer, self.best, rank_rng, evaluated),
+                        self.run.last_checkpoint)
 
 
 class ProgressHook(ClosingHook):

@@ -27,7 +27,7 @@ def parameter_groups(model: nn.Module, spec: OptimSpec, criterion: nn.Module | N
     Bag-of-Tricks baseline split them: ``norm`` (scale and shift of normalisation layers:
     ``weight_decay_norm``), ``bias`` (other biases: ``weight_decay_bias``) and ``weight`` (everything else:
     ``weight_decay``). Frozen parameters (``requires_grad`` False) are left out. Each group records its
-    ``name`` (e.g. ``"backbone.norm"``), which :class:`BackboneFreeze` and the logs use.
+    ``name`` (e.g. ``"backbone.norm"``), which :class:`~reid.engine.training_hooks.BackboneFreeze` and the logs use.
 
     Written here rather than taken from timm: ``create_optimizer_v2`` exempts every 1-d parameter from weight
     decay, which the strong baseline's published recipe does not.
@@ -67,9 +67,22 @@ def build_optimizer(model: nn.Module, spec: OptimSpec, criterion: nn.Module | No
         >>> [(g["name"], g["lr"]) for g in opt.param_groups]
         [('backbone.weight', 0.1), ('backbone.bias', 0.1)]
     """
+    return build_optimizer_of_groups(parameter_groups(model, spec, criterion), spec)
+
+
+def build_optimizer_of_groups(groups: list[dict], spec: OptimSpec) -> torch.optim.Optimizer:
+    """timm optimiser (fused implementation) ``spec`` names over given parameter groups (each with its own
+    ``lr`` and ``weight_decay``; e.g. :func:`parameter_groups`, or a rule of one's own).
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(2))
+        >>> opt = build_optimizer_of_groups([{"name": "mine", "params": [w], "lr": 0.5}], OptimSpec(name="sgd"))
+        >>> opt.param_groups[0]["lr"], opt.param_groups[0]["weight_decay"]
+        (0.5, 0.0005)
+    """
     kwargs = {"momentum": spec.momentum} if spec.name in ("sgd", "momentum") else {}
-    return create_optimizer_v2(parameter_groups(model, spec, criterion), opt=_TIMM_OPT[spec.name], lr=spec.lr,
-                               weight_decay=spec.weight_decay, fused=True, **kwargs)
+    return create_optimizer_v2(groups, opt=_TIMM_OPT[spec.name], lr=spec.lr, weight_decay=spec.weight_decay,
+                               fused=True, **kwargs)
 
 
 class LRSchedule:

@@ -63,6 +63,12 @@ class Runtime:
         self.scaler.step(optimizer)
         self.scaler.update()
 
+    def unscale_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """With fp16's loss scaler, divide ``optimizer``'s gradients by the scale now (before clipping them; the
+        step then does not unscale again); a no-op otherwise."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
     def gradient_unscale(self) -> float:
         """What gradients from :meth:`backward` must be multiplied by to be the loss's own: ``1 / scale`` with
         fp16's loss scaler (one read-back from the device), else 1."""

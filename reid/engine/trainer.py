@@ -14,6 +14,11 @@ SIGTERM; submitit asks Slurm for SIGUSR2 ahead of time). A second Ctrl-C aborts 
 preemption signals change nothing (Slurm and submitit may both send one). Under torchrun the
 ranks agree on stopping at read-back steps (below), so they stop together.
 
+With ``accumulate = N`` the gradients of N consecutive batches (each loss divided by the number of batches
+in its cycle: N, or fewer at an epoch's end) add up to one optimiser step: ``after_backward`` and the step
+come at the cycle's last batch (``trainer.stepped`` says whether this iteration stepped), and a signal stops
+training only at a cycle's end, so a resumed run never loses half a cycle's gradients.
+
 No value goes back to the host on ordinary steps (on a GPU, a read-back stalls the queue
 until the step has run). Each step notes on the device whether its loss was finite; the loss
 is read back only at *read-back steps* — every ``sync_every`` steps, at each epoch's first
@@ -24,6 +29,7 @@ any hook evaluates, logs or checkpoints the bad state: the last good checkpoint 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
@@ -165,6 +171,8 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     sync_every: int = 1  # steps between read-backs of the loss (use runtime.log_every)
     agree: Callable[[bool], bool] | None = None  # under torchrun: lambda flag: broadcast_flag(flag, ctx)
+    accumulate: int = 1  # batches per optimiser step (optim.accumulate)
+    stepped: bool = False  # whether the latest iteration ended with an optimiser step
     step_output: StepOutput | None = None
     synced: bool = False  # whether this step's loss was read back (hooks may read step_output.values())
     epoch_record: dict[str, Any] = field(default_factory=dict)
@@ -233,7 +241,7 @@ class Trainer:
             if self.synced:
                 self.check_finite()
             self._call("after_step")
-            if self._agreed_stop(collective=self.synced):
+            if self.stepped and self._agreed_stop(collective=self.synced):
                 return
         self.check_finite()
         self.state.epoch += 1
@@ -275,23 +283,44 @@ class Trainer:
         """
         self.model.train()
         self._call("before_step")
+        first, size, last = self._cycle()
         images = self.runtime.to_device(images)
         pids = pids.to(self.runtime.device, non_blocking=True)
-        with self.runtime.autocast():
-            outputs = self.model(images, pids)
-        outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
-        loss, parts = self.criterion(outputs, pids)
-        self._note_finiteness(loss.detach())
-        self.optimizer.zero_grad(set_to_none=True)
-        lr = float(self.optimizer.param_groups[0]["lr"])  # what this step uses; the schedule advances after it
-        self.runtime.backward(loss)
-        self._call("after_backward")
-        updates_itself = getattr(self.criterion, "updates_itself", False)
-        grad_scale = self.runtime.gradient_unscale() if updates_itself else 1.0  # read before the scaler updates
-        self.runtime.step(self.optimizer)
-        if updates_itself:
-            self.criterion.step(grad_scale)
+        # between accumulated batches DDP need not reduce gradients: the cycle's last backward does
+        no_sync = getattr(self.model, "no_sync", None) if not last else None
+        with no_sync() if no_sync is not None else contextlib.nullcontext():
+            with self.runtime.autocast():
+                outputs = self.model(images, pids)
+            outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
+            loss, parts = self.criterion(outputs, pids)
+            self._note_finiteness(loss.detach())
+            if first:
+                self.optimizer.zero_grad(set_to_none=True)
+            lr = float(self.optimizer.param_groups[0]["lr"])  # what this step uses; the schedule advances after it
+            self.runtime.backward(loss / size if size > 1 else loss)
+        self.stepped = last
+        if last:
+            self._call("after_backward")
+            updates_itself = getattr(self.criterion, "updates_itself", False)
+            grad_scale = self.runtime.gradient_unscale() if updates_itself else 1.0  # read before the scaler updates
+            self.runtime.step(self.optimizer)
+            if updates_itself:
+                self.criterion.step(grad_scale)
         return StepOutput(loss=loss.detach(), parts=parts, batch_size=int(pids.numel()), lr=lr)
+
+    def _cycle(self) -> tuple[bool, int, bool]:
+        """Where this iteration sits in its accumulation cycle: whether it is the first, how many batches the
+        cycle has (``accumulate``, fewer at the epoch's end) and whether it is the last (then the optimiser steps).
+
+        Example:
+            >>> t = Trainer(None, None, None, None, range(5), None, epochs=1, accumulate=2)
+            >>> [(t._cycle(), setattr(t.state, "iter_in_epoch", i + 1))[0] for i in range(5)]
+            [(True, 2, False), (False, 2, True), (True, 2, False), (False, 2, True), (True, 1, True)]
+        """
+        i, n, total = self.state.iter_in_epoch, self.accumulate, self.steps_per_epoch
+        start = i - i % n
+        size = min(n, total - start)
+        return i == start, size, i == start + size - 1
 
     def _note_finiteness(self, loss: torch.Tensor) -> None:
         """Keep ``(global step, loss)`` of the first non-finite loss in a device tensor (no read-back)."""
