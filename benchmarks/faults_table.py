@@ -14,9 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.markdown_block import write_block
-
-BEGIN, END = "<!-- faults: begin", "<!-- faults: end -->"
+from benchmarks.markdown_block import markers, write_block
 
 
 def faults_table(rows: dict[str, dict]) -> str:
@@ -35,11 +33,16 @@ def faults_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def faults_markers(source: Path) -> tuple[str, str]:
+    """The block's markers, naming the file it was rendered from."""
+    return markers("faults", f"rendered from {source} by benchmarks/faults_table.py")
+
+
 def block(source: Path) -> str:
-    """The table between its markers, naming the file it was rendered from."""
+    """The table between its markers."""
     rows = json.loads(source.read_text(encoding="utf-8"))
-    return (f"{BEGIN} (rendered from {source} by benchmarks/faults_table.py; edit outside the markers) -->\n"
-            f"{faults_table(rows)}\n{END}\n")
+    begin, end = faults_markers(source)
+    return f"{begin}\n{faults_table(rows)}\n{end}\n"
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="the JSON file the fault tests wrote ($REID_FAULT_LOG)")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="the file that holds the table")
     args = parser.parse_args()
-    write_block(args.out, block(args.source), BEGIN, END)
+    write_block(args.out, block(args.source), *faults_markers(args.source))
 
 
 if __name__ == "__main__":

@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks import bench_embed, bench_eval, bench_gemm, bench_memory, bench_train
-from benchmarks.markdown_block import write_block
+from benchmarks.markdown_block import markers, write_block
 from benchmarks.timing import cpu_snapshot, load_average, machine, others_share
 from benchmarks.workload import QUICK_OVERRIDES, load_workload
 from reid.errors import ReidError
 
 SECTIONS = ("gemm", "train", "fp32", "input", "embed", "eval", "memory", "compile")
 DEFAULT_SECTIONS = ("gemm", "train", "fp32", "input", "embed", "eval", "memory")
-BEGIN = "<!-- reid bench: begin (generated; edit outside the markers) -->"
-END = "<!-- reid bench: end -->"
+BEGIN, END = markers("reid bench", "generated")
 
 #: Sizes of a full run and of a ``--quick`` smoke run.
 FULL = {"train_iters": 10, "input_batches": 40, "gemm_n": 2048, "memory_iters": 20, "compile_iters": 10,
