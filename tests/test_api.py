@@ -109,6 +109,17 @@ def test_cross_dataset_eval_on_a_folder_per_identity_dataset(run_dir, data, tmp_
     assert record["result"]["protocol"] == "market" and 0 < record["result"]["mAP"] <= 1
 
 
+def test_eval_on_a_folder_reads_its_cameras_with_the_runs_camera_regex(run_dir, tmp_path):
+    (tmp_path / "other" / "0001").mkdir(parents=True)
+    Image.new("RGB", (8, 16)).save(tmp_path / "other" / "0001" / "0001_c1_01.jpg")
+    model = reid.load(run_dir)
+    assert model.evaluation_target(tmp_path / "other").data.camera_regex is None  # a synthetic run: no regex
+    trained = model.spec.data.model_copy(update={"dataset": "folder", "root": "/x", "camera_regex": r"_c(\d+)_"})
+    model.spec = model.spec.model_copy(update={"data": trained})  # as if trained on a folder named that way
+    assert model.evaluation_target(tmp_path / "other").data.camera_regex == r"_c(\d+)_"
+    assert model.evaluation_target(tmp_path / "other", [r"data.camera_regex=_(\d+)\."]).data.camera_regex == r"_(\d+)\."
+
+
 def test_embed_writes_features_that_round_trip(run_dir, data, tmp_path, cli):
     folder = Path(data.query.paths[0]).parent
     out_file = tmp_path / "feats.safetensors"

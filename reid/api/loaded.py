@@ -183,7 +183,8 @@ class LoadedModel:
 
         Args:
             data: ``None`` (the run's own dataset), a ``.toml`` spec (its ``[data]`` table replaces the run's)
-                or a dataset folder (its format detected).
+                or a dataset folder (its format detected; a folder-per-identity set reads its cameras with the
+                run's ``data.camera_regex``, which ``--set data.camera_regex=…`` changes).
             overrides: ``section.key=value`` strings applied last (e.g. ``data.root=…``, ``eval.flip=true``).
 
         A dataset other than the run's (another dataset or root) is evaluated on *all* its identities when it
@@ -196,6 +197,8 @@ class LoadedModel:
                 table["data"] = tomllib.loads(load_spec(path).to_toml())["data"]
             elif path.is_dir():
                 table["data"] = {"dataset": detect_format(path), "root": str(path)}
+                if table["data"]["dataset"] == "folder" and self.spec.data.camera_regex is not None:
+                    table["data"]["camera_regex"] = self.spec.data.camera_regex  # cameras named as in training
             else:
                 raise ReidError("no such spec file or dataset folder", where=str(path),
                                 fix="give a .toml spec or a dataset folder to --data")
