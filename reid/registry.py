@@ -6,18 +6,19 @@ when it validates, and the builder looks it up here. The registries live in this
 into them, so a component registered from user code is accepted by every spec and built by
 every builder without editing the library:
 
-======================  ===============  ===================================  =======================================================================================================
-registry                spec key         built-ins registered in              factory signature
-======================  ===============  ===================================  =======================================================================================================
-:data:`DATASETS`        data.dataset     :mod:`reid.data.formats`             ``(DataSpec, cache_dir) -> Splits``
-:data:`SAMPLERS`        sampler.type     :mod:`reid.data.sampler`             ``(pids, SamplerSpec, seed, rank, world_size) -> batch sampler``
-:data:`POOLINGS`        model.pooling    :mod:`reid.model.pooling`            ``(PoolingGeometry) -> nn.Module``
-:data:`HEADS`           head.type        :mod:`reid.model.heads`              ``(HeadSpec, dim, num_classes) -> nn.Module``
-:data:`CLASSIFIERS`     head.classifier  :mod:`reid.model.classifiers`        ``(HeadSpec, dim, num_classes, bias) -> nn.Module``
-:data:`LOSSES`          loss.terms       :mod:`reid.losses`                   a ``LossTerm`` class ``(LossSpec, num_classes, dim)``, or ``(outputs, pids, LossSpec, gather) -> loss``
-:data:`TRIPLET_MINING`  loss.mining      :mod:`reid.losses`                   ``(dist, same, diff, margin) -> (sum, count)``
-:data:`TRAINING_HOOKS`  (every run)      :mod:`reid.engine.training_hooks`    ``(RunBuilder) -> Hook | None``, called in registration order
-======================  ===============  ===================================  =======================================================================================================
+======================  ==================  =================================  =======================================================================================================
+registry                spec key            built-ins registered in            factory signature
+======================  ==================  =================================  =======================================================================================================
+:data:`DATASETS`        data.dataset        :mod:`reid.data.formats`           ``(DataSpec, cache_dir) -> Splits``
+:data:`SAMPLERS`        sampler.type        :mod:`reid.data.sampler`           ``(pids, SamplerSpec, seed, rank, world_size) -> batch sampler``
+:data:`POOLINGS`        model.pooling       :mod:`reid.model.pooling`          ``(PoolingGeometry) -> nn.Module``
+:data:`HEADS`           head.type           :mod:`reid.model.heads`            ``(HeadSpec, dim, num_classes) -> nn.Module``
+:data:`CLASSIFIERS`     head.classifier     :mod:`reid.model.classifiers`      ``(HeadSpec, dim, num_classes, bias) -> nn.Module``
+:data:`LOSSES`          loss.terms          :mod:`reid.losses`                 a ``LossTerm`` class ``(LossSpec, num_classes, dim)``, or ``(outputs, pids, LossSpec, gather) -> loss``
+:data:`TRIPLET_MINING`  loss.mining         :mod:`reid.losses`                 ``(dist, same, diff, margin) -> (sum, count)``
+:data:`RENDERERS`       data.synth_version  :mod:`reid.data.synthetic`         a ``Renderer`` (its people and its images), named by the version number
+:data:`TRAINING_HOOKS`  (every run)         :mod:`reid.engine.training_hooks`  ``(RunBuilder) -> Hook | None``, called in registration order
+======================  ==================  =================================  =======================================================================================================
 
 Each registry imports its built-in module the first time it is asked for a name, so the
 spec never imports the model, data or loss layers at import time, and the built-ins are
@@ -113,4 +114,5 @@ HEADS: Registry = Registry("head", "reid.model.heads", "reid.registry.HEADS")
 CLASSIFIERS: Registry = Registry("classifier", "reid.model.classifiers", "reid.registry.CLASSIFIERS")
 LOSSES: Registry = Registry("loss term", "reid.losses", "reid.registry.LOSSES")
 TRIPLET_MINING: Registry = Registry("triplet mining rule", "reid.losses", "reid.registry.TRIPLET_MINING")
+RENDERERS: Registry = Registry("synthetic renderer version", "reid.data.synthetic", "reid.registry.RENDERERS")
 TRAINING_HOOKS: Registry = Registry("training hook", "reid.engine.training_hooks", "reid.registry.TRAINING_HOOKS")

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reid.errors import ReidError
-from reid.registry import ARCHS, CLASSIFIERS, DATASETS, HEADS, LOSSES, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
+from reid.registry import (ARCHS, CLASSIFIERS, DATASETS, HEADS, LOSSES, POOLINGS, RENDERERS, SAMPLERS, TRIPLET_MINING,
+                           Registry)
 
 
 def registered(registry: Registry, name: str) -> str:
@@ -41,6 +42,18 @@ def registered(registry: Registry, name: str) -> str:
     if name not in registry:
         raise ValueError(registry.unknown(name))
     return name
+
+
+def registered_name(registry: Registry) -> Any:
+    """The type of a spec field whose value is a name registered in ``registry``: a ``str`` checked by
+    :func:`registered`, with the registry in its metadata (where :mod:`reid.spec_keys` reads the allowed names).
+
+    Example:
+        >>> from typing import get_args
+        >>> get_args(registered_name(HEADS))[2] is HEADS
+        True
+    """
+    return Annotated[str, AfterValidator(lambda name: registered(registry, name)), registry]
 
 
 class _Section(BaseModel):
@@ -62,7 +75,7 @@ SYNTH_PRESETS: dict[str, dict[str, Any]] = {
 class DataSpec(_Section):
     """Where images come from and how identities are split into train / query / gallery."""
 
-    dataset: str = Field("synthetic", description="a registered dataset format (reid.registry.DATASETS): synthetic, "
+    dataset: registered_name(DATASETS) = Field("synthetic", description="a registered dataset format (reid.registry.DATASETS): synthetic, "
                          "market1501, dukemtmc, cuhk03, msmt17, folder, or your own")
     root: str | None = Field(None, description="dataset folder on disk (ignored by 'synthetic')")
     # synthetic renderer (dataset = "synthetic")
@@ -70,7 +83,8 @@ class DataSpec(_Section):
     images_per_identity: int = Field(10, ge=2, le=1000)
     cameras: int = Field(2, ge=1, le=64)
     synth_seed: int = Field(0, ge=0, description="synthetic: renderer seed (same seed, same pixels)")
-    synth_version: int = Field(3, ge=1, le=3, description="synthetic: renderer version (3, the default: as hard as a small real re-ID set — outfits shared across identities, front/back cameras, lighting, blur, crowds, misaligned crops; 2: its heavier-degraded draft; 1: the first, easy set)")
+    synth_version: Annotated[int, AfterValidator(lambda v: int(registered(RENDERERS, str(v)))), RENDERERS] = Field(
+        3, description="synthetic: renderer version (3, the default: as hard as a small real re-ID set — outfits shared across identities, front/back cameras, lighting, blur, crowds, misaligned crops; 2: its heavier-degraded draft; 1: the first, easy set)")
     synth_preset: Literal["market1501"] | None = Field(
         None, description="synthetic: a set shaped like a public benchmark. market1501: 1501 identities × 17 images, "
         "6 cameras, 751 training identities, one query per test identity and camera; keys the spec sets itself win "
@@ -103,11 +117,6 @@ class DataSpec(_Section):
         "change); content: a SHA-256 of every file's bytes, read on every build (survives copying the dataset)")
     workers: int = Field(0, ge=0, le=64, description="DataLoader workers when streaming")
     limit_ids: int | None = Field(None, ge=2, description="use only the first N training identities (quick tests)")
-
-    @field_validator("dataset")
-    @classmethod
-    def _registered_dataset(cls, name: str) -> str:
-        return registered(DATASETS, name)
 
     @model_validator(mode="before")
     @classmethod
@@ -143,17 +152,12 @@ class AugmentSpec(_Section):
 class ModelSpec(_Section):
     """The backbone (a block-spec ResNet, or any timm CNN as ``timm:<name>``) and the embedding it produces."""
 
-    arch: str = Field("resnet18", description='resnet18/34/50/101/152 (block spec) or "timm:<name>" (any timm model)')
+    arch: Annotated[str, ARCHS] = Field("resnet18", description='resnet18/34/50/101/152 (block spec) or "timm:<name>" (any timm model)')
     layers: tuple[int, int, int, int] | None = Field(None, description="blocks per stage; overrides arch (block-spec ResNets)")
     last_stride: int = Field(1, ge=1, le=2)
-    pooling: str = Field("avg", description="a registered pooling (reid.registry.POOLINGS): avg, max, gem, or your own")
+    pooling: registered_name(POOLINGS) = Field("avg", description="a registered pooling (reid.registry.POOLINGS): avg, max, gem, or your own")
     pretrained: str = Field("none", description='"none", "imagenet" (downloaded once into the torch hub cache), '
                             'a run directory (fine-tune from its best checkpoint) or a weights file')
-
-    @field_validator("pooling")
-    @classmethod
-    def _registered_pooling(cls, name: str) -> str:
-        return registered(POOLINGS, name)
 
     @model_validator(mode="after")
     def _known_arch(self) -> ModelSpec:
@@ -171,9 +175,9 @@ class HeadSpec(_Section):
     """What sits on the embedding: nothing, dropout + classifier, or BN neck + classifier (strong baseline); the
     classifier layer is a plain linear one or a margin classifier (CosFace, ArcFace, circle)."""
 
-    type: str = Field("classifier", description="a registered head (reid.registry.HEADS): none, classifier, bnneck, "
+    type: registered_name(HEADS) = Field("classifier", description="a registered head (reid.registry.HEADS): none, classifier, bnneck, "
                       "or your own")
-    classifier: str = Field("linear", description="a registered classifier layer (reid.registry.CLASSIFIERS): "
+    classifier: registered_name(CLASSIFIERS) = Field("linear", description="a registered classifier layer (reid.registry.CLASSIFIERS): "
                             "linear, cosface, arcface, circle, or your own")
     scale: float = Field(64.0, gt=0, le=1024, description="cosface / arcface / circle: the scale s of the cosine "
                          "logits (circle: gamma)")
@@ -181,16 +185,6 @@ class HeadSpec(_Section):
                           "radians; circle: relaxation m")
     dropout: float = Field(0.5, ge=0, lt=1, description="classifier head: dropout before the classifier")
     bias: bool = Field(True, description="classifier head with the linear classifier: a bias term")
-
-    @field_validator("type")
-    @classmethod
-    def _registered_head(cls, name: str) -> str:
-        return registered(HEADS, name)
-
-    @field_validator("classifier")
-    @classmethod
-    def _registered_classifier(cls, name: str) -> str:
-        return registered(CLASSIFIERS, name)
 
 
 class LossSpec(_Section):
@@ -200,7 +194,7 @@ class LossSpec(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     triplet_weight: float = Field(0.0, ge=0)
     margin: float = Field(0.3, ge=0)
-    mining: str = Field("hard", description="a registered triplet mining rule (reid.registry.TRIPLET_MINING): "
+    mining: registered_name(TRIPLET_MINING) = Field("hard", description="a registered triplet mining rule (reid.registry.TRIPLET_MINING): "
                         "hard (batch-hard), all (batch-all), soft (soft-margin batch-hard), or your own")
     triplet_distance: Literal["euclidean", "cosine"] = "euclidean"
     center_weight: float = Field(0.0, ge=0, le=1, description="center loss (Wen et al. 2016) on the pre-neck "
@@ -209,11 +203,6 @@ class LossSpec(_Section):
                              "SGD (their gradient taken without center_weight, no weight decay, not scheduled)")
     terms: dict[str, float] = Field(default_factory=dict, description="more loss terms registered in "
                                     "reid.registry.LOSSES and their weights, e.g. {my_term = 0.1}")
-
-    @field_validator("mining")
-    @classmethod
-    def _registered_mining(cls, name: str) -> str:
-        return registered(TRIPLET_MINING, name)
 
     @field_validator("terms")
     @classmethod
@@ -236,15 +225,10 @@ class LossSpec(_Section):
 class SamplerSpec(_Section):
     """How batches are drawn: uniformly at random, or P identities × K images."""
 
-    type: str = Field("random", description="a registered sampler (reid.registry.SAMPLERS): random, pk, or your own")
+    type: registered_name(SAMPLERS) = Field("random", description="a registered sampler (reid.registry.SAMPLERS): random, pk, or your own")
     batch_size: int = Field(32, ge=1, le=4096, description="random sampler batch size (pk uses p*k)")
     p: int = Field(8, ge=2, le=1024)
     k: int = Field(4, ge=1, le=256)
-
-    @field_validator("type")
-    @classmethod
-    def _registered_sampler(cls, name: str) -> str:
-        return registered(SAMPLERS, name)
 
 
 class OptimSpec(_Section):

@@ -17,15 +17,21 @@ import annotated_types
 from pydantic import BaseModel
 
 from reid.errors import ReidError
-from reid.registry import ARCHS, CLASSIFIERS, DATASETS, HEADS, POOLINGS, SAMPLERS, TRIPLET_MINING, Registry
+from reid.registry import Registry
 from reid.spec import Spec
 
-#: Keys that name a registered component: their allowed values are the registry's names (and your own).
-REGISTERED: dict[str, Registry] = {"data.dataset": DATASETS, "model.arch": ARCHS, "model.pooling": POOLINGS,
-                                   "head.type": HEADS, "head.classifier": CLASSIFIERS,
-                                   "loss.mining": TRIPLET_MINING, "sampler.type": SAMPLERS}
-
 _BOUNDS = ((annotated_types.Ge, "≤"), (annotated_types.Gt, "<"), (annotated_types.Le, "≤"), (annotated_types.Lt, "<"))
+
+
+def registry_of(field: Any) -> Registry | None:
+    """The registry whose names a spec field takes (declared in its type: :func:`reid.spec.registered_name`), if any.
+
+    Example:
+        >>> from reid.spec import HeadSpec
+        >>> registry_of(HeadSpec.model_fields["type"]).names()[:2], registry_of(HeadSpec.model_fields["bias"])
+        (['bnneck', 'classifier'], None)
+    """
+    return next((m for m in field.metadata if isinstance(m, Registry)), None)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ def spec_keys(section: str | None = None) -> list[SpecKey]:
             continue
         for key, sub in table.model_fields.items():
             dotted = f"{name}.{sub.alias or key}"
-            allowed = (" | ".join(REGISTERED[dotted].names()) + " (registered)") if dotted in REGISTERED else _allowed(sub)
+            registry = registry_of(sub)
+            allowed = " | ".join(registry.names()) + " (registered)" if registry is not None else _allowed(sub)
             keys.append(SpecKey(dotted, _type_name(sub.annotation), _default(getattr(getattr(defaults, name), key)),
                                 allowed, sub.description or ""))
     return keys

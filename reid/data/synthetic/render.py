@@ -23,6 +23,7 @@ from PIL import Image
 
 from reid.data.synthetic.attributes import Person
 from reid.errors import ReidError
+from reid.registry import RENDERERS as RENDERER_REGISTRY
 from reid.registry import Registry
 
 
@@ -39,8 +40,9 @@ class Renderer:
     render_identity: Callable[[SynthParams, int], list[tuple[int, bytes]]]
 
 
-#: The renderer versions by number (as a string); the built-ins register on importing :mod:`reid.data.synthetic`.
-RENDERERS: Registry = Registry("synthetic renderer version", home="reid.data.synthetic.RENDERERS")
+#: The renderer versions by number (as a string), :data:`reid.registry.RENDERERS`; the built-ins register on
+#: importing :mod:`reid.data.synthetic`.
+RENDERERS: Registry = RENDERER_REGISTRY
 
 
 @dataclass(frozen=True)
