@@ -79,6 +79,41 @@ RECIPES = (
 )
 
 
+#: the recipe whose learning rate is chosen on a validation split, and the rates tried
+TUNED, LEARNING_RATES, VAL_IDS = "strong-baseline", (3.5e-4, 1e-3), 100
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """A learning rate chosen on a validation split carved from the training identities (never the test split):
+    each rate's final validation Rank-1, and the best."""
+
+    val_rank1: dict[float, float]
+
+    @property
+    def lr(self) -> float:
+        """The rate with the best validation Rank-1."""
+        return max(self.val_rank1, key=self.val_rank1.get)
+
+
+def choose_lr(recipe: Recipe, data: dict, epochs: int, folder: Path, train: bool) -> LrChoice | None:
+    """Train ``recipe`` once per rate of :data:`LEARNING_RATES` with :data:`VAL_IDS` training identities held out
+    as a validation split (``eval.select_on = "val"``) and read each run's final validation Rank-1."""
+    scores = {}
+    for lr in LEARNING_RATES:
+        run = folder / f"lr-{lr:g}"
+        if train:
+            tried = Recipe(recipe.name, recipe.spec, recipe.label, (*recipe.changes, f"optim.lr={lr}"))
+            run_reid(recipe_spec(tried, data, f"{recipe.name}-lr-{lr:g}", epochs,
+                                 {"protocol": "market", "select_on": "val", "val_ids": VAL_IDS}), run, 1)
+        epochs_logged = [r for r in RunDir(run / "seed-0").read_metrics() if r["kind"] == "epoch"] \
+            if (run / "seed-0").is_dir() else []
+        if not epochs_logged or "val_rank1" not in epochs_logged[-1]:
+            return None
+        scores[lr] = float(epochs_logged[-1]["val_rank1"])
+    return LrChoice(scores)
+
+
 @dataclass(frozen=True)
 class Scores:
     """Rank-1, mAP and mINP of one evaluation."""
@@ -300,6 +335,22 @@ def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder:
                     got["images"] / got["train_seconds"], wall, f"{cpu_name()} (fp32)")
 
 
+def torchreid_cross_check(python: str, folder: Path) -> list[str]:
+    """Lines comparing reid's scoring of each saved torchreid run with torchreid's own ``evaluate_rank`` of the
+    same features (``benchmarks/real_data_torchreid.py --score``)."""
+    lines = []
+    for pt in sorted(folder.glob("seed-*.pt")):
+        script = str(Path(__file__).with_name("real_data_torchreid.py"))
+        own = json.loads(subprocess.run([python, script, "--score", str(pt)], check=True, capture_output=True,
+                                        text=True).stdout.strip().splitlines()[-1])
+        mine = Measured.load(pt.with_suffix(".json"))
+        for key, ours in (("test", mine.test), ("cross", mine.cross)):
+            lines.append(f"- torchreid {pt.stem}, {'CUHK03' if key == 'test' else 'CUHK01'}: reid's scoring Rank-1 "
+                         f"{100 * ours.rank1:.2f} / mAP {100 * ours.mAP:.2f}; torchreid's own `evaluate_rank` of the "
+                         f"same features {100 * own[key]['rank1']:.2f} / {100 * own[key]['mAP']:.2f}.")
+    return lines
+
+
 def mean_std(values: list[float]) -> str:
     """``mean ± std`` in % (one decimal; the spread only with two or more values).
 
@@ -386,6 +437,19 @@ def main() -> None:
             if runs:
                 results[part][recipe.name] = runs
         if part == "real":
+            tuned = next(r for r in RECIPES if r.name == TUNED)
+            choice = choose_lr(tuned, data, args.epochs, args.runs / "lr-choice", not args.no_train)
+            if choice is not None:
+                chosen = Recipe(f"{TUNED}-lr-val", tuned.spec, tuned.label, (*tuned.changes, f"optim.lr={choice.lr}"))
+                folder = args.runs / part / chosen.name
+                if not args.no_train:
+                    run_reid(recipe_spec(chosen, data, f"{chosen.name}-{part}", args.epochs, protocol_eval), folder,
+                             args.seeds)
+                if folder.is_dir() and finished_runs(folder):
+                    tried = ", ".join(f"{lr:g}: {100 * v:.1f}" for lr, v in choice.val_rank1.items())
+                    label = (f"reid {tuned.label}, optim.lr = {choice.lr:g} chosen on {VAL_IDS} held-out training "
+                             f"identities (validation Rank-1 % — {tried})")
+                    results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
             for method, measure in (("plain", lambda seed: measure_plain(split, args.epochs, seed)),
                                     ("torchreid", lambda seed: measure_torchreid(split, args.epochs, seed,
                                                                                  args.torchreid_python,
@@ -400,7 +464,8 @@ def main() -> None:
                              if method == "plain" else "torchreid (ResNet-18, softmax + label smoothing, Adam 3e-4, "
                              "flip, batch 32, fp32)")
                     results["real"][label] = [Measured.load(p) for p in got]
-    notes = [f"- {line}" for line in args.runs.joinpath("notes.md").read_text(encoding="utf-8").splitlines() if line] \
+    checks = torchreid_cross_check(args.torchreid_python, args.runs / "torchreid") if args.torchreid_python else []
+    notes = checks + [f"- {line}" for line in args.runs.joinpath("notes.md").read_text(encoding="utf-8").splitlines() if line] \
         if args.runs.joinpath("notes.md").is_file() else []
     text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes)
     print(text)

@@ -5,6 +5,7 @@ Run by :mod:`benchmarks.real_data` in a Python environment of its own (torchreid
 reid is not imported here), so only torch, torchvision and torchreid are needed:
 
     python benchmarks/real_data_torchreid.py SPLITS.json OUT.pt --epochs 10 --seed 0
+    python benchmarks/real_data_torchreid.py --score OUT.pt    # torchreid's own Rank-1 / mAP of the saved features
 
 ``SPLITS.json`` holds the benchmark's lists of ``[path, pid, camid]`` (``train``: identities relabelled 0…N-1;
 ``test`` and ``cross``: query and gallery, original identities), written by :mod:`benchmarks.real_data` from reid's
@@ -53,15 +54,37 @@ def features(engine, loader) -> dict[str, torch.Tensor]:
     return {"features": torch.cat(feats), "pids": torch.cat(pids), "camids": torch.cat(camids)}
 
 
+def own_scores(path: str) -> dict[str, dict[str, float]]:
+    """torchreid's own ``evaluate_rank`` (Market protocol, Euclidean) of the features a training run saved: the
+    independent check of reid's scoring of the same features."""
+    from torchreid.reid.metrics import compute_distance_matrix, evaluate_rank
+
+    saved = torch.load(path, weights_only=True)
+    out = {}
+    for key in ("test", "cross"):
+        q, g = saved[key]["query"], saved[key]["gallery"]
+        dist = compute_distance_matrix(q["features"], g["features"], "euclidean").numpy()
+        cmc, mAP = evaluate_rank(dist, q["pids"].numpy(), g["pids"].numpy(), q["camids"].numpy(), g["camids"].numpy(),
+                                 use_metric_cuhk03=False)
+        out[key] = {"rank1": float(cmc[0]), "mAP": float(mAP)}
+    return out
+
+
 def main() -> None:
     """Train with torchreid on the split, then save the features and torchreid's own figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("splits")
-    parser.add_argument("out")
-    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("splits", nargs="?")
+    parser.add_argument("out", nargs="?")
+    parser.add_argument("--score", metavar="OUT.pt", help="print torchreid's own scores of saved features (JSON)")
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.score:
+        print(json.dumps(own_scores(args.score)))
+        return
+    if not (args.splits and args.out):
+        parser.error("give SPLITS.json and OUT.pt (or --score OUT.pt)")
     os.environ[SPLITS_ENV] = os.path.abspath(args.splits)
 
     import torchreid
@@ -84,6 +107,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     images = args.epochs * len(manager.train_loader) * manager.train_loader.batch_size
     result = {"train_seconds": train_seconds, "images": images, "torchreid": torchreid.__version__}
+    engine.set_model_mode("eval")  # as torchreid's own test() does before evaluating
     for key in ("test", "cross"):
         loaders = manager.test_loader[f"real_{key}"]
         rank1, mAP = engine._evaluate(dataset_name=f"real_{key}", query_loader=loaders["query"],
