@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,7 +30,9 @@ from reid.engine.distributed import (DistContext, broadcast_buffers, broadcast_f
 from reid.engine.build import per_rank_sampler
 from reid.errors import ReidError
 from reid.losses import build_loss
-from reid.engine.evaluation import Features, extract_features, extract_sharded, score
+from reid.engine.distributed import RankCollective
+from reid.engine.evaluation import Features, evaluate_with_features, extract_features, own_rows, score
+from reid.evaluation import Evaluator
 from reid.engine.rundir import RunDir
 from reid.engine.runtime import Runtime
 from reid.spec import AugmentSpec, EvalSpec, LossSpec, SamplerSpec
@@ -92,14 +95,27 @@ def _imageset(root: Path) -> ImageSet:
 
 
 def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+    """Evaluate a model (leave-one-out, with the validation loss) and fixed features on 2 gloo ranks; save what each
+    rank got and how often it scored."""
+    import reid.evaluation.evaluator as evaluator_module
+
+    scored = []
+    real = evaluator_module.evaluate_features
+    evaluator_module.evaluate_features = lambda *a, **k: scored.append(1) or real(*a, **k)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     ctx = DistContext(rank=rank, world_size=world)
-    feats = extract_sharded(_Embed(), _imageset(Path(root)), _RUNTIME, EvalSpec(batch_size=4), AugmentSpec(), ctx)
+    images = _imageset(Path(root))
+    evaluation = evaluate_with_features(_Embed(), SimpleNamespace(query=images, gallery=images, same_set=True),
+                                        _RUNTIME, _SPEC, AugmentSpec(), margin=_MARGIN, ctx=ctx)
     fixed = _fixed_features()
     gathered = gather_rows(fixed[shard_indices(len(fixed), ctx)], len(fixed), ctx)
-    if rank == 0:
-        torch.save({"features": feats.features, "fixed": gathered}, out)
+    evaluator = Evaluator(_SPEC, same_set=True, margin=_MARGIN, collective=RankCollective(ctx))
+    rows = own_rows(len(fixed), ctx)
+    evaluator.process(fixed[rows], images.pids[rows], images.camids[rows], split="query")
+    torch.save({"features": None if evaluation.query is None else evaluation.query.features, "fixed": gathered,
+                "result": evaluation.result.to_json(), "fixed_result": evaluator.evaluate().to_json(),
+                "scored": len(scored)}, f"{out}.{rank}")
     dist.destroy_process_group()
 
 
@@ -108,6 +124,7 @@ def _fixed_features() -> torch.Tensor:
 
 
 _RUNTIME = Runtime(device=torch.device("cpu"), dtype=None, channels_last=False)
+_SPEC, _MARGIN = EvalSpec(batch_size=4, max_rank=10, protocol="all"), 0.3
 
 
 def test_shards_cover_every_index_in_order():
@@ -119,22 +136,25 @@ def test_shards_cover_every_index_in_order():
 
 
 def test_distributed_evaluation_equals_single_process(tmp_path):
+    """Each rank embeds its shard; rank 0 alone scores (once per evaluation) and every rank gets its result."""
     _write_images(tmp_path / "images")
     out = tmp_path / "gathered.pt"
     mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path / "images"), str(out)), nprocs=2,
                        start_method="spawn")
-    gathered = torch.load(out, weights_only=True)
-    single = extract_features(_Embed().eval(), _imageset(tmp_path / "images"), _RUNTIME, EvalSpec(batch_size=4),
-                              AugmentSpec())
+    ranks = [torch.load(f"{out}.{rank}", weights_only=True) for rank in range(2)]
+    single = extract_features(_Embed().eval(), _imageset(tmp_path / "images"), _RUNTIME, _SPEC, AugmentSpec())
     # fixed features survive sharding + gathering bit for bit, so every metric is identical
-    assert torch.equal(gathered["fixed"], _fixed_features())
+    assert torch.equal(ranks[0]["fixed"], _fixed_features())
     fixed = Features(_fixed_features(), single.pids, single.camids)
-    spec = EvalSpec(max_rank=10, protocol="all")
-    assert score(fixed, fixed, spec, True) == score(
-        Features(gathered["fixed"], single.pids, single.camids), Features(gathered["fixed"], single.pids, single.camids),
-        spec, True)
-    # extracted features agree up to float rounding (shards batch the images differently)
-    assert torch.allclose(gathered["features"], single.features, atol=1e-5)
+    expected = score(fixed, fixed, _SPEC, True, margin=_MARGIN).to_json()
+    assert [r["fixed_result"] for r in ranks] == [expected, expected]
+    assert [r["scored"] for r in ranks] == [2, 0]  # the model's evaluation and the fixed features', on rank 0 only
+    # extracted features agree up to float rounding (shards batch the images differently); only rank 0 holds them
+    assert torch.allclose(ranks[0]["features"], single.features, atol=1e-5) and ranks[1]["features"] is None
+    assert ranks[0]["result"] == ranks[1]["result"]
+    alone = score(single, single, _SPEC, True, margin=_MARGIN).to_json()
+    assert ranks[0]["result"]["cmc"] == alone["cmc"] and ranks[0]["result"]["mAP"] == pytest.approx(alone["mAP"])
+    assert ranks[0]["result"]["val_loss"] == pytest.approx(alone["val_loss"], abs=1e-5)
 
 
 class _Collected(Exception):

@@ -261,6 +261,64 @@ def gather_objects(obj, ctx: DistContext) -> list:
     return out
 
 
+def gather_to_main(local: torch.Tensor, ctx: DistContext) -> list[torch.Tensor] | None:
+    """Every rank's ``local`` in rank order on rank 0 (on ``local``'s device), ``None`` on the others; ``[local]``
+    for one process.
+
+    Shapes may differ between ranks (same number of dimensions): each is padded to the largest for the
+    transfer and trimmed again, so a rank may send fewer rows, or none (features 0×0).
+    """
+    if not ctx.enabled:
+        return [local]
+    device = collective_device(ctx)
+    mine = local.detach().contiguous().to(device)
+    shapes = [torch.empty(mine.ndim, dtype=torch.long, device=device) for _ in range(ctx.world_size)]
+    dist.all_gather(shapes, torch.tensor(mine.shape, dtype=torch.long, device=device))
+    sizes = [tuple(s.tolist()) for s in shapes]
+    padded = mine.new_zeros(tuple(max(dims) for dims in zip(*sizes)))
+    padded[tuple(slice(0, d) for d in mine.shape)] = mine
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)] if ctx.is_main else None
+    dist.gather(padded, parts, dst=0)
+    if parts is None:
+        return None
+    return [part[tuple(slice(0, d) for d in size)].to(local.device) for part, size in zip(parts, sizes)]
+
+
+def broadcast_object(obj, ctx: DistContext):
+    """Rank 0's picklable ``obj`` on every rank (``obj`` itself for one process)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0, device=collective_device(ctx))
+    return box[0]
+
+
+@dataclass(frozen=True)
+class RankCollective:
+    """The ranks of ``ctx`` as an evaluator's :class:`reid.evaluation.Collective`: gathers onto rank 0
+    (:func:`gather_to_main`) and broadcasts from it (:func:`broadcast_object`); for one process, everything is local.
+
+    Example:
+        >>> RankCollective(DistContext()).broadcast("result"), RankCollective(DistContext(rank=1, world_size=2)).is_main
+        ('result', False)
+    """
+
+    ctx: DistContext
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 scores."""
+        return self.ctx.is_main
+
+    def gather_rows(self, local: torch.Tensor) -> list[torch.Tensor] | None:
+        """:func:`gather_to_main` of ``local``."""
+        return gather_to_main(local, self.ctx)
+
+    def broadcast(self, obj):
+        """:func:`broadcast_object` of ``obj``."""
+        return broadcast_object(obj, self.ctx)
+
+
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op for one process)."""
     if ctx.enabled:
