@@ -125,7 +125,7 @@ def test_the_checkpoint_hook_follows_the_selection_metric_not_test_rank1(tmp_pat
     saved = []
     monkeypatch.setattr("reid.engine.hooks.save_checkpoint", lambda state, path: saved.append((path.name, state)))
     monkeypatch.setattr("reid.engine.hooks.model_checkpoint", lambda d, m, best: {"best": dict(best)})
-    monkeypatch.setattr("reid.engine.hooks.training_checkpoint", lambda d, t, best, rng: {"best": dict(best)})
+    monkeypatch.setattr("reid.engine.hooks.training_checkpoint", lambda d, t, best, rng, evaluated: {"best": dict(best)})
     run = RunDir(tmp_path / "run")
     records = [{"epoch": 1, "rank1": 0.9, "val_rank1": 0.2}, {"epoch": 2, "rank1": 0.1, "val_rank1": 0.6},
                {"epoch": 3, "rank1": 0.95, "val_rank1": 0.5}]
