@@ -231,27 +231,6 @@ def collective_device(ctx: DistContext) -> torch.device:
     return torch.device("cpu")
 
 
-def shard_indices(n: int, ctx: DistContext) -> torch.Tensor:
-    """This rank's contiguous, padded block of ``range(n)`` (every rank gets ``ceil(n / world)``).
-
-    Padding repeats the last index; :func:`gather_rows` trims it again.
-
-    Example:
-        >>> shard_indices(5, DistContext(rank=1, world_size=2)).tolist()
-        [3, 4, 4]
-    """
-    per_rank = -(-n // ctx.world_size)
-    idx = torch.arange(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
-    return idx.clamp(max=n - 1)
-
-
-def gather_rows(local: torch.Tensor, n: int, ctx: DistContext) -> torch.Tensor:
-    """Concatenate every rank's :func:`shard_indices` block in rank order and trim to ``n`` rows."""
-    if not ctx.enabled:
-        return local[:n]
-    return torch.cat(_all_gather(local, ctx))[:n]
-
-
 def gather_objects(obj, ctx: DistContext) -> list:
     """Every rank's picklable ``obj`` in rank order, on every rank (``[obj]`` for one process)."""
     if not ctx.enabled:
