@@ -465,8 +465,9 @@ def main() -> None:
                              "flip, batch 32, fp32)")
                     results["real"][label] = [Measured.load(p) for p in got]
     checks = torchreid_cross_check(args.torchreid_python, args.runs / "torchreid") if args.torchreid_python else []
-    notes = checks + [f"- {line}" for line in args.runs.joinpath("notes.md").read_text(encoding="utf-8").splitlines() if line] \
-        if args.runs.joinpath("notes.md").is_file() else []
+    notes_file = args.runs / "notes.md"
+    notes = checks + ([f"- {line}" for line in notes_file.read_text(encoding="utf-8").splitlines() if line]
+                      if notes_file.is_file() else [])
     text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes)
     print(text)
     if args.out:
