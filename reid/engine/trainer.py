@@ -317,6 +317,8 @@ class Trainer:
             >>> [(t._cycle(), setattr(t.state, "iter_in_epoch", i + 1))[0] for i in range(5)]
             [(True, 2, False), (False, 2, True), (True, 2, False), (False, 2, True), (True, 1, True)]
         """
+        if self.accumulate == 1:  # every batch steps (and a step may run outside an epoch, without a loader)
+            return True, 1, True
         i, n, total = self.state.iter_in_epoch, self.accumulate, self.steps_per_epoch
         start = i - i % n
         size = min(n, total - start)
