@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import reid.engine.evaluation as evaluation_module
 from reid.api.loaded import LoadedModel
 from reid.data import build_data
 from reid.data.preprocess import Preprocess
@@ -15,6 +14,7 @@ from reid.engine.checkpoint import ModelCheckpoint
 from reid.engine.evaluation import evaluate_model
 from reid.engine.runtime import Runtime, bf16_supported, evaluation_runtime
 from reid.errors import ReidError
+from reid.evaluation import Evaluator
 from reid.model import build_model
 from reid.spec import EvalSpec, HeadSpec, ModelSpec, load_spec_text
 from tiny_specs import TINY_DATA
@@ -53,8 +53,9 @@ def data():
 
 def _features_scored(monkeypatch, model, data, runtime, spec) -> torch.Tensor:
     seen = []
-    real = evaluation_module.score
-    monkeypatch.setattr(evaluation_module, "score", lambda q, g, *a, **k: seen.append(q.features) or real(q, g, *a, **k))
+    real = Evaluator.process
+    monkeypatch.setattr(Evaluator, "process", lambda self, features, pids, camids, split:
+                        (split == "query" and seen.append(features)) or real(self, features, pids, camids, split))
     evaluate_model(model, data, runtime, spec, load_spec_text('name = "p"').augment)
     return seen[0]
 

@@ -67,19 +67,18 @@ def extract_features(model: torch.nn.Module, imageset, runtime: Runtime, spec: E
                     imageset.camids[sel].clone())
 
 
-def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float | None = None,
-          into: Evaluator | None = None) -> EvalResult:
-    """Feed extracted features through an :class:`~reid.evaluation.Evaluator` and evaluate; with ``margin``
-    the result carries the validation triplet loss too (:func:`reid.evaluation.validation_loss`).
-
-    ``into``: the evaluator to feed (made with ``spec``, ``same_set`` and ``margin``) instead of a new one-process
-    one, e.g. one with the ranks' collective, fed this rank's shard: its :meth:`~reid.evaluation.Evaluator.split_tensors`
-    then hold every rank's features on the main rank."""
-    evaluator = Evaluator(spec, same_set=same_set, margin=margin) if into is None else into
+def feed(evaluator: Evaluator, query: Features, gallery: Features) -> Evaluator:
+    """``evaluator`` with ``query`` (and, unless it is leave-one-out, ``gallery``) processed into it."""
     evaluator.process(query.features, query.pids, query.camids, split="query")
-    if not same_set:
+    if not evaluator.same_set:
         evaluator.process(gallery.features, gallery.pids, gallery.camids, split="gallery")
-    return evaluator.evaluate()
+    return evaluator
+
+
+def score(query: Features, gallery: Features, spec: EvalSpec, same_set: bool, margin: float | None = None) -> EvalResult:
+    """Feed extracted features through a one-process :class:`~reid.evaluation.Evaluator` and evaluate; with
+    ``margin`` the result carries the validation triplet loss too (:func:`reid.evaluation.validation_loss`)."""
+    return feed(Evaluator(spec, same_set=same_set, margin=margin), query, gallery).evaluate()
 
 
 def extract_validation(model: torch.nn.Module, data, runtime: Runtime, spec: EvalSpec,
@@ -132,8 +131,9 @@ def evaluate_with_features(model: torch.nn.Module, data, runtime: Runtime, spec:
                        images.camids[rows])
               for images in ([data.query] if data.same_set else [data.query, data.gallery])
               for rows in [own_rows(len(images), ctx)]]
-    evaluator = Evaluator(spec, same_set=data.same_set, margin=margin, collective=RankCollective(ctx))
-    result = score(shards[0], shards[-1], spec, data.same_set, margin, into=evaluator)
+    evaluator = feed(Evaluator(spec, same_set=data.same_set, margin=margin, collective=RankCollective(ctx)),
+                     shards[0], shards[-1])
+    result = evaluator.evaluate()
     query = gallery = None
     if ctx.is_main:
         query = Features(*evaluator.split_tensors("query"))
