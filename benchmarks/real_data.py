@@ -49,6 +49,7 @@ from reid.data.build import prepare_splits, relabel
 from reid.data.formats import Sample, query_gallery_split, scan_folder_identities
 from reid.engine.evaluation import Features, score
 from reid.engine.rundir import RunDir
+from reid.engine.runtime import cpu_name
 from reid.evaluation import EvalResult
 from reid.report.seed_groups import MetricStats, finished_runs
 from reid.spec import EvalSpec, Spec, apply_overrides, load_spec, load_spec_text, validate_spec
@@ -306,16 +307,12 @@ def measure_plain(split: Split, epochs: int, seed: int) -> Measured:
     test = T.Compose([T.Resize((128, 64)), T.ToTensor(), T.Normalize(MEAN, STD)])
     scores = [Scores.of(score(plain_features(model, q, test), plain_features(model, g, test), MARKET_EUCLIDEAN, False))
               for q, g in ((split.query, split.gallery), (split.cross_query, split.cross_gallery))]
-    from reid.engine.runtime import cpu_name
-
     return Measured("plain", seed, epochs, scores[0], scores[1], images / seconds, time.perf_counter() - start,
                     f"{cpu_name()} (fp32)")
 
 
 def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder: Path) -> Measured:
     """Train with torchreid in ``python`` (see ``benchmarks/real_data_torchreid.py``) and score its features."""
-    from reid.engine.runtime import cpu_name
-
     splits, out = folder / "splits.json", folder / f"seed-{seed}.pt"
     folder.mkdir(parents=True, exist_ok=True)
     splits.write_text(json.dumps(split.to_json()), encoding="utf-8")
