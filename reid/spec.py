@@ -185,6 +185,9 @@ class HeadSpec(_Section):
                           "radians; circle: relaxation m")
     dropout: float = Field(0.5, ge=0, lt=1, description="classifier head: dropout before the classifier")
     bias: bool = Field(True, description="classifier head with the linear classifier: a bias term")
+    neck_feature: Literal["after", "before"] = Field(
+        "after", description="bnneck head: retrieval embeds with the features after the BN neck (the strong "
+        "baseline's choice) or before it (Bag of Tricks' TEST.NECK_FEAT = 'before')")
 
 
 class LossSpec(_Section):
@@ -348,8 +351,9 @@ class Spec(_Section):
     name: str = Field("experiment", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(0, ge=0)
-    assignment: Literal["q8", "q11"] | None = Field(
-        None, description="the assignment role this run plays (`reid report` then writes the assignment's answers)")
+    role: str | None = Field(
+        None, min_length=1, description="the part this run plays in a report: `reid report` writes the assignment's "
+        "answers for the roles the assignment defines, q8 and q11")
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -360,6 +364,18 @@ class Spec(_Section):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _assignment_is_role(cls, data: Any) -> Any:
+        """An older top-level ``assignment = "q8"`` is ``role = "q8"``."""
+        # specs and run directories written before `role` replaced `assignment` must still load
+        if not isinstance(data, dict) or "assignment" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("assignment")
+        data.setdefault("role", old)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:

@@ -56,6 +56,19 @@ def test_bnneck_head_is_the_strong_baseline_recipe():
     assert sum(p.numel() for p in model.parameters()) - trainable == 512
 
 
+def test_bnneck_head_can_embed_with_the_features_before_the_neck():
+    """``neck_feature = "before"`` (BoT's TEST.NECK_FEAT): retrieval gets the pooled features, while the classifier
+    still sees the post-BN ones — the same logits as the default head with the same weights."""
+    after, before = make("bnneck", 5), make("bnneck", 5, neck_feature="before")
+    before.load_state_dict(after.state_dict())
+    x = torch.rand(4, *SMALL)
+    assert torch.equal(after(x)["logits"], before(x)["logits"])
+    for model in (after, before):
+        model.eval()
+    features = before(x)["features"]
+    assert torch.allclose(before.embed(x), features) and torch.allclose(after.embed(x), after.head.neck(features))
+
+
 @pytest.mark.parametrize("head", ["classifier", "bnneck"])
 def test_classifier_heads_need_classes(head):
     with pytest.raises(ReidError, match="classes"):

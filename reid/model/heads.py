@@ -9,8 +9,9 @@ none (``logits=False``: no ID loss is active). The classifier layer is ``head.cl
 - ``none``: embedding only (e.g. triplet-only training).
 - ``classifier``: dropout + classifier(D, num_classes); retrieval uses the pooled features.
 - ``bnneck``: BatchNorm1d neck with frozen bias, then a bias-free classifier(D, num_classes)
-  — the "strong baseline" (Luo et al., 2019); retrieval uses the post-BN features,
-  triplet loss the pre-BN ones. ``HeadSpec.dropout`` and ``HeadSpec.bias`` do not apply.
+  — the "strong baseline" (Luo et al., 2019); retrieval uses the post-BN features (or the pre-BN
+  ones: ``HeadSpec.neck_feature = "before"``), triplet loss the pre-BN ones. ``HeadSpec.dropout``
+  and ``HeadSpec.bias`` do not apply.
 
 Example:
     >>> from reid.spec import HeadSpec
@@ -78,18 +79,20 @@ class ClassifierHead(ClassifyingHead):
 
 
 class BNNeckHead(ClassifyingHead):
-    """BatchNorm1d neck (bias frozen at 0) + a bias-free classifier; retrieval uses the post-BN features."""
+    """BatchNorm1d neck (bias frozen at 0) + a bias-free classifier; retrieval uses the post-BN features, or the
+    pre-BN ones when ``before_neck``."""
 
-    def __init__(self, dim: int, classifier: nn.Module):
+    def __init__(self, dim: int, classifier: nn.Module, before_neck: bool = False):
         super().__init__(classifier)
         self.neck = nn.BatchNorm1d(dim)
         self.neck.bias.requires_grad_(False)
+        self.before_neck = before_neck
 
     def forward(self, features: torch.Tensor, pids: torch.Tensor | None = None,
                 logits: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, D) → ((B, D) post-BN embedding, (B, C) logits or None)."""
+        """(B, D) → ((B, D) embedding — post-BN, or the input when ``before_neck`` —, (B, C) logits or None)."""
         neck = self.neck(features)
-        return neck, self.classifier(neck, pids) if logits else None
+        return features if self.before_neck else neck, self.classifier(neck, pids) if logits else None
 
     def unreached_parameters(self) -> list[nn.Parameter]:
         """What only the ID loss trains: the neck's scale and the classifier (the other losses see pre-BN features)."""
@@ -120,8 +123,10 @@ def classifier_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Mod
 
 @HEADS.register("bnneck")
 def bnneck_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Module:
-    """BatchNorm1d neck + the bias-free ``spec.classifier`` layer (strong baseline)."""
-    return BNNeckHead(dim, build_classifier(spec, dim, _need_classes(spec, num_classes), bias=False))
+    """BatchNorm1d neck + the bias-free ``spec.classifier`` layer (strong baseline); retrieval embeds with the
+    features ``spec.neck_feature`` names."""
+    return BNNeckHead(dim, build_classifier(spec, dim, _need_classes(spec, num_classes), bias=False),
+                      before_neck=spec.neck_feature == "before")
 
 
 def build_head(spec: HeadSpec, dim: int, num_classes: int | None) -> nn.Module:
