@@ -10,6 +10,11 @@ query / gallery (identities 0743–0842: one query per identity and camera, Mark
   from scratch) — each with its own losses, head, sampler, optimizer and schedule, and the data of
   ``specs/cuhk03.toml``; schedules are scaled to the epoch budget (warm-up and milestones in proportion).
   ``reid run SPEC --seeds N`` trains, ``reid eval RUN --data CUHK01`` evaluates across datasets.
+- variants of the strong baseline (:data:`VARIANTS`: learning rate, augmentation, last stride, ID loss alone,
+  the features before the BN neck) each
+  trained once with :data:`VAL_IDS` training identities held out; the one with the best validation Rank-1 is then
+  trained on the whole training split and tested (:func:`choose_variant`) — the test split never chooses anything.
+  torchreid is trained on the same validation split too, so the choice table shows where it stands there.
 - the plain loop a user would write (:func:`plain_loop`): torchvision transforms, ``DataLoader``, torchvision's
   ResNet-18, cross-entropy, Adam, fp32.
 - torchreid (``benchmarks/real_data_torchreid.py``, run with ``--torchreid-python``, an interpreter that has
@@ -20,7 +25,7 @@ query / gallery (identities 0743–0842: one query per identity and camera, Mark
 Results are kept per method and seed under ``--runs`` (default ``runs/real``); a second call skips what is done.
 
 Usage:
-    python -m benchmarks.real_data --epochs 8 --seeds 1 --torchreid-python /tmp/treid-venv/bin/python
+    python -m benchmarks.real_data --epochs 8 --seeds 1 --compared-seeds 3 --torchreid-python /tmp/treid-venv/bin/python
     python -m benchmarks.real_data --epochs 8 --seeds 1 --no-train --out BENCHMARKS.md
 """
 
@@ -45,7 +50,7 @@ from torchvision import transforms as T
 
 from benchmarks.markdown_block import markers, write_block
 from benchmarks.timing import machine
-from reid.data.build import prepare_splits, relabel
+from reid.data.build import carve_validation, prepare_splits, relabel
 from reid.data.formats import Sample, query_gallery_split, scan_folder_identities
 from reid.engine.evaluation import Features, score
 from reid.engine.rundir import RunDir
@@ -80,39 +85,56 @@ RECIPES = (
 )
 
 
-#: the recipe whose learning rate is chosen on a validation split, and the rates tried
-TUNED, LEARNING_RATES, VAL_IDS = "strong-baseline", (3.5e-4, 1e-3), 100
+#: the recipe whose variants are tried on a validation split, and how many training identities that split holds
+TUNED, VAL_IDS = "strong-baseline", 100
+#: the variants tried (keys changed from the recipe), each trained once with VAL_IDS training identities held out;
+#: the first is the recipe as published
+VARIANTS = {
+    "lr-0.001": ("optim.lr=0.001",),
+    "lr-0.00035": ("optim.lr=0.00035",),
+    "flip": ("optim.lr=0.001", "augment.pad=0", "augment.erase=0"),
+    "flip-lr3.5e-4": ("augment.pad=0", "augment.erase=0", "optim.lr=0.00035"),
+    "flip-ls2": ("optim.lr=0.001", "augment.pad=0", "augment.erase=0", "model.last_stride=2"),
+    "flip-idonly": ("optim.lr=0.001", "augment.pad=0", "augment.erase=0", "loss.triplet_weight=0"),
+    "flip-before-neck": ("optim.lr=0.001", "augment.pad=0", "augment.erase=0", "head.neck_feature=before"),
+}
 
 
 @dataclass(frozen=True)
-class LrChoice:
-    """A learning rate chosen on a validation split carved from the training identities (never the test split):
-    each rate's final validation Rank-1, and the best."""
+class VariantChoice:
+    """A variant of :data:`TUNED` chosen on a validation split carved from the training identities (never the test
+    split): each variant's final validation scores, and the best by Rank-1, then mAP.
 
-    val_rank1: dict[float, float]
+    Example:
+        >>> VariantChoice({"a": Scores(0.37, 0.37, 0.2), "b": Scores(0.37, 0.39, 0.2)}).best
+        'b'
+    """
+
+    val: dict[str, Scores]
 
     @property
-    def lr(self) -> float:
-        """The rate with the best validation Rank-1."""
-        return max(self.val_rank1, key=self.val_rank1.get)
+    def best(self) -> str:
+        """The variant with the best validation Rank-1 (mAP breaks ties)."""
+        return max(self.val, key=lambda name: (self.val[name].rank1, self.val[name].mAP))
 
 
-def choose_lr(recipe: Recipe, data: dict, epochs: int, folder: Path, train: bool) -> LrChoice | None:
-    """Train ``recipe`` once per rate of :data:`LEARNING_RATES` with :data:`VAL_IDS` training identities held out
-    as a validation split (``eval.select_on = "val"``) and read each run's final validation Rank-1."""
+def choose_variant(recipe: Recipe, data: dict, epochs: int, folder: Path, train: bool) -> VariantChoice | None:
+    """Train ``recipe`` once per variant of :data:`VARIANTS` with :data:`VAL_IDS` training identities held out as a
+    validation split (``eval.select_on = "val"``) and read each run's final validation scores (None until all ran)."""
     scores = {}
-    for lr in LEARNING_RATES:
-        run = folder / f"lr-{lr:g}"
+    for name, changes in VARIANTS.items():
+        run = folder / name
         if train:
-            tried = Recipe(recipe.name, recipe.spec, recipe.label, (*recipe.changes, f"optim.lr={lr}"))
-            run_reid(recipe_spec(tried, data, f"{recipe.name}-lr-{lr:g}", epochs,
+            tried = Recipe(recipe.name, recipe.spec, recipe.label, (*recipe.changes, *changes))
+            run_reid(recipe_spec(tried, data, f"{recipe.name}-{name}", epochs,
                                  {"protocol": "market", "select_on": "val", "val_ids": VAL_IDS}), run, 1)
         epochs_logged = [r for r in RunDir(run / "seed-0").read_metrics() if r["kind"] == "epoch"] \
             if (run / "seed-0").is_dir() else []
         if not epochs_logged or "val_rank1" not in epochs_logged[-1]:
             return None
-        scores[lr] = float(epochs_logged[-1]["val_rank1"])
-    return LrChoice(scores)
+        last = epochs_logged[-1]
+        scores[name] = Scores(float(last["val_rank1"]), float(last["val_mAP"]), float(last["val_mINP"]))
+    return VariantChoice(scores)
 
 
 @dataclass(frozen=True)
@@ -195,7 +217,7 @@ def synthetic_data_table() -> dict:
 def run_reid(spec: Spec, folder: Path, seeds: int) -> None:
     """``reid run`` ``spec`` over ``seeds`` seeds into ``folder`` (finished seeds are skipped)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder.with_suffix(".toml")
+    path = folder.with_name(folder.name + ".toml")  # not with_suffix: "lr-0.001" has the suffix ".001"
     path.write_text(spec.to_toml(), encoding="utf-8")
     command = [sys.executable, "-m", "reid", "run", str(path), "--seeds", str(seeds), "-o", str(folder), "--plain"]
     print("$", " ".join(command[2:]), flush=True)
@@ -288,6 +310,16 @@ class Split:
         cross_query, cross_gallery = query_gallery_split(samples, 0)
         return cls(splits.train, splits.query, splits.gallery, cross_query, cross_gallery)
 
+    @classmethod
+    def validation(cls, cuhk03: Path) -> Split:
+        """The validation split of :func:`choose_variant`'s runs: CUHK03's training identities less :data:`VAL_IDS`,
+        which are carved off exactly as ``reid run`` carves them (``eval.val_ids``) and are the query / gallery (the
+        ``cross`` part repeats them: nothing is evaluated across datasets here)."""
+        spec = load_spec("specs/cuhk03.toml", [f"data.root={cuhk03}"])
+        train, query, gallery, _ = carve_validation(prepare_splits(spec.data).train, VAL_IDS, spec.eval.val_fraction,
+                                                    seed=spec.data.split_seed)
+        return cls(train, query, gallery, query, gallery)
+
     def to_json(self) -> dict:
         """The lists ``benchmarks/real_data_torchreid.py`` reads (training identities relabelled 0…N-1)."""
         labels, _ = relabel(self.train)
@@ -311,24 +343,38 @@ def measure_plain(split: Split, epochs: int, seed: int) -> Measured:
                     f"{cpu_name()} (fp32)")
 
 
-def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder: Path) -> Measured:
-    """Train with torchreid in ``python`` (see ``benchmarks/real_data_torchreid.py``) and score its features."""
-    splits, out = folder / "splits.json", folder / f"seed-{seed}.pt"
-    folder.mkdir(parents=True, exist_ok=True)
+def train_torchreid(split: Split, epochs: int, seed: int, python: str, out: Path) -> float:
+    """Train with torchreid in ``python`` (see ``benchmarks/real_data_torchreid.py``) on ``split``, saving the
+    features of its query / gallery parts in ``out``; the wall seconds it took."""
+    splits = out.with_name("splits.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     splits.write_text(json.dumps(split.to_json()), encoding="utf-8")
     start = time.perf_counter()
     command = [python, str(Path(__file__).with_name("real_data_torchreid.py")), str(splits), str(out),
                "--epochs", str(epochs), "--seed", str(seed)]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def torchreid_scores(out: Path) -> tuple[Scores, Scores]:
+    """reid's scoring of the ``test`` and ``cross`` features a torchreid run saved in ``out``."""
     got = torch.load(out, weights_only=True)
     scores = [Scores.of(score(Features(**got[k]["query"]), Features(**got[k]["gallery"]), MARKET_EUCLIDEAN, False))
               for k in ("test", "cross")]
     for k, s in zip(("test", "cross"), scores):
-        print(f"torchreid {k}: reid's scoring R1 {s.rank1:.4f} mAP {s.mAP:.4f}; torchreid's own "
+        print(f"torchreid {out.stem} {k}: reid's scoring R1 {s.rank1:.4f} mAP {s.mAP:.4f}; torchreid's own "
               f"R1 {got[k]['own_rank1']:.4f} mAP {got[k]['own_mAP']:.4f}", flush=True)
-    return Measured(f"torchreid {got['torchreid']}", seed, epochs, scores[0], scores[1],
+    return scores[0], scores[1]
+
+
+def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder: Path) -> Measured:
+    """Train with torchreid and score its features."""
+    out = folder / f"seed-{seed}.pt"
+    wall = train_torchreid(split, epochs, seed, python, out)
+    got = torch.load(out, weights_only=True)
+    test, cross = torchreid_scores(out)
+    return Measured(f"torchreid {got['torchreid']}", seed, epochs, test, cross,
                     got["images"] / got["train_seconds"], wall, f"{cpu_name()} (fp32)")
 
 
@@ -368,9 +414,23 @@ def row(label: str, runs: list[Measured]) -> str:
             f"{sum(m.wall_seconds for m in runs) / len(runs) / 60:.1f} | {runs[0].device} |")
 
 
+def choice_table(choice: VariantChoice, torchreid_val: Scores | None) -> list[str]:
+    """The validation runs of :func:`choose_variant` (and torchreid on the same validation split) as a table."""
+    spec = next(r.spec for r in RECIPES if r.name == TUNED)
+    lines = [f"| variant of `{spec}` | keys changed | validation Rank-1 | mAP | mINP |", "|---|---|---|---|---|"]
+    for name, got in choice.val.items():
+        mark = " (chosen)" if name == choice.best else ""
+        lines.append(f"| {name}{mark} | {', '.join(f'`{c}`' for c in VARIANTS[name])} | {100 * got.rank1:.1f} | "
+                     f"{100 * got.mAP:.1f} | {100 * got.mINP:.1f} |")
+    if torchreid_val is not None:
+        lines.append(f"| torchreid (as in the table above) | – | {100 * torchreid_val.rank1:.1f} | "
+                     f"{100 * torchreid_val.mAP:.1f} | {100 * torchreid_val.mINP:.1f} |")
+    return lines
+
+
 def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]], epochs: int, split: Split,
-            info: dict, notes: list[str]) -> str:
-    """The BENCHMARKS.md block."""
+            info: dict, notes: list[str], choice: list[str]) -> str:
+    """The BENCHMARKS.md block (``choice``: the lines of :func:`choice_table`, or none)."""
     labels = {r.name: f"reid {r.label} (`{r.spec}`)" for r in RECIPES}
     head = ("| method | seeds | Rank-1 | mAP | mINP | CUHK01 Rank-1 | CUHK01 mAP | CUHK01 mINP | img/s (training) "
             "| wall min | trained on |")
@@ -402,6 +462,9 @@ def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]
         "| recipe | synthetic Rank-1 | synthetic rank | CUHK03 Rank-1 | CUHK03 rank |",
         "|---|---|---|---|---|",
         *ranking,
+        *(["", f"The variant of {TUNED} in the first table was chosen on a validation split: {VAL_IDS} of the "
+           f"training identities held out (one query per identity and camera), {epochs} epochs, seed 0, the test "
+           "split never seen; best validation Rank-1, then mAP:", "", *choice] if choice else []),
         *([""] + notes if notes else []),
         END,
     ])
@@ -415,6 +478,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/real"))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--compared-seeds", type=int, help="seeds of the compared methods: the chosen variant, the "
+                        "plain loop and torchreid (default: --seeds)")
     parser.add_argument("--torchreid-python", help="a Python with torchreid installed (else torchreid is skipped)")
     parser.add_argument("--no-train", action="store_true", help="only read what is finished")
     parser.add_argument("--out", type=Path, help="write the section into this Markdown file (e.g. BENCHMARKS.md)")
@@ -423,6 +488,7 @@ def main() -> None:
     parts = [("real", real_data_table(args.cuhk03.resolve()), real_eval, args.cuhk01.resolve()),
              ("synthetic", synthetic_data_table(), {"protocol": load_spec("specs/q8.toml").eval.protocol}, None)]
     results: dict[str, dict[str, list[Measured]]] = {"real": {}, "synthetic": {}}
+    compared_seeds, choice_lines = args.compared_seeds or args.seeds, []
     split = Split.of(args.cuhk03.resolve(), args.cuhk01.resolve())
     for part, data, protocol_eval, cross in parts:
         for recipe in RECIPES:
@@ -435,23 +501,27 @@ def main() -> None:
                 results[part][recipe.name] = runs
         if part == "real":
             tuned = next(r for r in RECIPES if r.name == TUNED)
-            choice = choose_lr(tuned, data, args.epochs, args.runs / "lr-choice", not args.no_train)
+            choice = choose_variant(tuned, data, args.epochs, args.runs / "choice", not args.no_train)
             if choice is not None:
-                chosen = Recipe(f"{TUNED}-lr-val", tuned.spec, tuned.label, (*tuned.changes, f"optim.lr={choice.lr}"))
+                chosen = Recipe(f"{TUNED}-chosen", tuned.spec, tuned.label, (*tuned.changes, *VARIANTS[choice.best]))
                 folder = args.runs / part / chosen.name
                 if not args.no_train:
                     run_reid(recipe_spec(chosen, data, f"{chosen.name}-{part}", args.epochs, protocol_eval), folder,
-                             args.seeds)
+                             compared_seeds)
                 if folder.is_dir() and finished_runs(folder):
-                    tried = ", ".join(f"{lr:g}: {100 * v:.1f}" for lr, v in choice.val_rank1.items())
-                    label = (f"reid {tuned.label}, optim.lr = {choice.lr:g} chosen on {VAL_IDS} held-out training "
-                             f"identities (validation Rank-1 % — {tried})")
+                    label = (f"reid {tuned.label}, variant {choice.best} chosen on validation "
+                             f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
                     results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
+                val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
+                if args.torchreid_python and not val_out.is_file() and not args.no_train:
+                    train_torchreid(Split.validation(args.cuhk03.resolve()), args.epochs, 0, args.torchreid_python,
+                                    val_out)
+                choice_lines = choice_table(choice, torchreid_scores(val_out)[0] if val_out.is_file() else None)
             for method, measure in (("plain", lambda seed: measure_plain(split, args.epochs, seed)),
                                     ("torchreid", lambda seed: measure_torchreid(split, args.epochs, seed,
                                                                                  args.torchreid_python,
                                                                                  args.runs / "torchreid"))):
-                for seed in range(args.seeds):
+                for seed in range(compared_seeds):
                     path = args.runs / method / f"seed-{seed}.json"
                     if not path.is_file() and not args.no_train and (method != "torchreid" or args.torchreid_python):
                         measure(seed).save(path)
@@ -465,7 +535,7 @@ def main() -> None:
     notes_file = args.runs / "notes.md"
     notes = checks + ([f"- {line}" for line in notes_file.read_text(encoding="utf-8").splitlines() if line]
                       if notes_file.is_file() else [])
-    text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes)
+    text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes, choice_lines)
     print(text)
     if args.out:
         write_block(args.out, text + "\n", BEGIN, END)
