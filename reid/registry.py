@@ -11,7 +11,7 @@ registry                spec key            built-ins registered in            f
 ======================  ==================  =================================  =======================================================================================================
 :data:`DATASETS`        data.dataset        :mod:`reid.data.formats`           ``(DataSpec, cache_dir) -> Splits``
 :data:`SAMPLERS`        sampler.type        :mod:`reid.data.sampler`           ``(pids, SamplerSpec, seed, rank, world_size) -> batch sampler``
-:data:`POOLINGS`        model.pooling       :mod:`reid.model.pooling`          ``(PoolingGeometry) -> nn.Module``
+:data:`POOLINGS`        model.pooling       :mod:`reid.model.pooling`          ``() -> nn.Module`` (pools any map to 1×1)
 :data:`HEADS`           head.type           :mod:`reid.model.heads`            ``(HeadSpec, dim, num_classes) -> nn.Module``
 :data:`CLASSIFIERS`     head.classifier     :mod:`reid.model.classifiers`      ``(HeadSpec, dim, num_classes, bias) -> nn.Module``
 :data:`LOSSES`          loss.terms          :mod:`reid.losses`                 a ``LossTerm`` class ``(LossSpec, num_classes, dim)``, or ``(outputs, pids, LossSpec, gather) -> loss``

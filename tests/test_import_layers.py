@@ -50,3 +50,17 @@ def test_imports_point_down_or_across_a_floor_and_never_in_a_circle():
     assert upward == []
     circles = sorted(f"{a} ↔ {b}" for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, set()))
     assert circles == []
+
+
+def test_only_the_report_and_the_command_line_reach_the_assignment():
+    """The assignment (its documented table, fixed-kernel pooling, roles) sits apart from the core: no module
+    outside ``reid/report`` and ``reid/cli`` imports ``reid.report.assignment``, not even inside a function."""
+    reaching = []
+    for path in ROOT.rglob("*.py"):
+        if path.relative_to(ROOT).parts[0] in {"report", "cli"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            reaching += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "reid.report.assignment" or n.startswith("reid.report.assignment.")]
+    assert reaching == []

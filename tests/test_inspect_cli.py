@@ -15,6 +15,7 @@ def test_params_matches_the_documented_table(cli):
     assert "Total params: 11,176,512" in out and "Trainable params: 11,176,512" in out
     assert "all 72 rows match" in out
     assert "kernel 8x8" in out and "73,984" in out
+    assert "the model runs AdaptiveAvgPool2d" in out  # the table shows the documented fixed kernel; the model pools adaptively
     assert "✗" not in out
 
 
@@ -50,6 +51,7 @@ def test_json_output(cli):
     assert data["check"] == {"compared": True, "differences": [], "mismatches": []}
     assert data["first_block"]["params"] == 73_984
     assert data["pooling"]["kernel"] == [8, 8]
+    assert (data["pooling"]["layer"], data["pooling"]["module"]) == ("AvgPool2d", "AdaptiveAvgPool2d")
     assert data["flops"]["total"] == sum(data["flops"]["by_stage"].values())
     assert data["config"]["head"]["type"] == "bnneck"
 

@@ -16,6 +16,7 @@ from reid.model import build_model
 from reid.model.blocks import StageSpec, backbone_specs, embedding_dim, final_feature_size
 from reid.registry import ARCHS
 from reid.model.builder import Bottleneck, ResBlock, build_backbone
+from reid.model.pooling import GeM
 from reid.model.pretrained import load_state_dict_into
 from reid.model.summary import layer_table
 from reid.spec import HeadSpec, ModelSpec
@@ -57,8 +58,7 @@ def test_default_is_the_assignment_network():
     model = build_model(ModelSpec(), NO_HEAD, None)
     assert model.backbone.feature_size == (8, 8)
     assert model.embedding_dim == 512
-    pool = model.backbone.pool
-    assert isinstance(pool, nn.AvgPool2d) and pool.kernel_size == (8, 8)
+    assert isinstance(model.backbone.pool, nn.AdaptiveAvgPool2d)  # global: any map size (the 8×8 kernel is the assignment's view)
     assert sum(p.numel() for p in model.parameters()) == 11_176_512
 
 
@@ -66,9 +66,8 @@ def test_resnet34_256x128_last_stride_2_builds_from_the_same_code():
     model = build_model(ModelSpec(arch="resnet34", last_stride=2), NO_HEAD, None, (3, 256, 128))
     assert [len(getattr(model.backbone, f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]
     assert model.backbone.feature_size == (8, 4)
-    assert model.backbone.pool.kernel_size == (8, 4)
     assert model(torch.zeros(2, 3, 256, 128))["features"].shape == (2, 512)
-    leaves = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Identity, nn.AvgPool2d)  # reid's global pool subclasses AvgPool2d
+    leaves = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Identity, nn.AdaptiveAvgPool2d)
     assert all(isinstance(m, leaves) for m in model.backbone.modules() if not list(m.children()))
 
 
@@ -93,7 +92,7 @@ def test_state_dict_names_match_torchvision_resnet18_without_fc():
     assert {k: tuple(v.shape) for k, v in ours.items()} == expected
 
 
-@pytest.mark.parametrize("pooling, module", [("max", nn.MaxPool2d), ("gem", nn.Module)])
+@pytest.mark.parametrize("pooling, module", [("max", nn.AdaptiveMaxPool2d), ("gem", GeM)])
 def test_other_global_poolings_give_the_embedding(pooling, module):
     model = build_model(ModelSpec(pooling=pooling), NO_HEAD, None, (3, 64, 32))
     assert isinstance(model.backbone.pool, module)
@@ -155,7 +154,7 @@ def test_resnet50_last_stride_1_gives_a_16x8_map_at_256x128():
     with torch.no_grad():
         features = model(torch.zeros(1, 3, 256, 128))["features"]
     assert seen["layer4"] == (1, 2048, 16, 8) and model.backbone.feature_size == (16, 8)
-    assert model.backbone.pool.kernel_size == (16, 8) and features.shape == (1, 2048)
+    assert features.shape == (1, 2048)
     assert model.backbone.layer4[0].conv2.stride == (1, 1) and model.backbone.layer4[0].downsample[0].stride == (1, 1)
 
 

@@ -14,11 +14,12 @@ from reid.data.describe import triplet_count
 from reid.engine.experiment import run_experiment
 from reid.engine.ranked_grid import choose_queries
 from reid.engine.rundir import RunDir
-from reid.model.summary import load_documented_table
+from reid.errors import ReidError
 from reid.report import write_report
 from reid.report.markdown import count, num, pct
 from reid.report.retrieval import pca_2d
-from reid.report.assignment.roles import assign_runs, role_of
+from reid.report.assignment.documented_network import load_documented_table
+from reid.report.assignment.roles import ROLES, assign_runs, role_of
 from reid.report.runs import load_run
 from reid.spec import load_spec_text
 
@@ -45,8 +46,8 @@ precision = "fp32"
 threads = 2
 log_every = 2
 """
-ID_RUN = TINY.format(name="q8").replace("seed = 1\n", 'seed = 1\nassignment = "q8"\n') + '[sampler]\ntype = "random"\nbatch_size = 8\n'
-TRIPLET_RUN = TINY.format(name="q11").replace("seed = 1\n", 'seed = 1\nassignment = "q11"\n') + ('[head]\ntype = "none"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n'
+ID_RUN = TINY.format(name="q8").replace("seed = 1\n", 'seed = 1\nrole = "q8"\n') + '[sampler]\ntype = "random"\nbatch_size = 8\n'
+TRIPLET_RUN = TINY.format(name="q11").replace("seed = 1\n", 'seed = 1\nrole = "q11"\n') + ('[head]\ntype = "none"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n'
                                           '[sampler]\ntype = "pk"\np = 4\nk = 4\n')
 
 
@@ -164,11 +165,24 @@ def test_regeneration_is_byte_identical_and_a_missing_q11_run_says_how_to_make_i
 def test_run_roles_are_declared_in_the_spec_not_guessed(runs):
     q8, q11 = load_run(runs["q8"]), load_run(runs["q11"])
     assert role_of(q8) == "q8" and role_of(q11) == "q11"
-    undeclared = q8.__class__(**{**q8.__dict__, "spec": q8.spec.model_copy(update={"assignment": None})})
+    undeclared = q8.__class__(**{**q8.__dict__, "spec": q8.spec.model_copy(update={"role": None})})
     assert role_of(undeclared) is None and role_of(undeclared, by_name=True) == "q8"
     renamed = undeclared.__class__(**{**undeclared.__dict__, "spec": undeclared.spec.model_copy(update={"name": "a"})})
     assert role_of(renamed, by_name=True) is None  # an ID-loss-only spec is not taken for Q8 by its losses
     assert assign_runs([renamed, q11]) == {"q8": None, "q11": q11}
+
+
+def test_a_role_the_assignment_does_not_define_is_a_clear_error(runs, tmp_path, cli):
+    q8 = load_run(runs["q8"])
+    typo = q8.__class__(**{**q8.__dict__, "spec": q8.spec.model_copy(update={"role": "q9"})})
+    with pytest.raises(ReidError, match=r"role 'q9' is not a role the assignment defines \(known roles: q8, q11\)"):
+        role_of(typo)
+    spec = tmp_path / "typo.toml"
+    spec.write_text(ID_RUN.replace('role = "q8"', 'role = "q9"'))
+    code, out, err = cli("run", str(spec), "--out", str(tmp_path / "never"))  # fails before training
+    assert code != 0 and "Traceback" not in err
+    assert f"{spec}: role 'q9'" in err and "known roles: q8, q11" in err and ROLES == ("q8", "q11")
+    assert not (tmp_path / "never").exists()
 
 
 def test_helpers():

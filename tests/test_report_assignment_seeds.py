@@ -25,8 +25,8 @@ from reid.report.runs import expand_run_paths, load_run
 from reid.report.seed_groups import group_runs
 from reid.spec import load_spec_text
 
-Q8_SPEC = 'name = "q8"\nseed = {seed}\nassignment = "q8"\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
-Q11_SPEC = ('name = "q11"\nseed = {seed}\nassignment = "q11"\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
+Q8_SPEC = 'name = "q8"\nseed = {seed}\nrole = "q8"\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
+Q11_SPEC = ('name = "q11"\nseed = {seed}\nrole = "q11"\n[schedule]\nepochs = 2\nwarmup_epochs = 0\n'
             '[head]\ntype = "none"\n[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n'
             '[sampler]\ntype = "pk"\np = 4\nk = 4\n')
 KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")

@@ -125,3 +125,12 @@ def test_components_registered_from_user_code_are_accepted(monkeypatch):
     monkeypatch.setitem(SAMPLERS._loaded(), "balanced", lambda pids, spec, seed, rank, world_size: None)
     spec = load_spec_text('[head]\ntype = "mlp"\n[sampler]\ntype = "balanced"\n[loss]\ntriplet_weight = 1.0')
     assert (spec.head.type, spec.sampler.type) == ("mlp", "balanced")  # a custom sampler may serve triplets
+
+
+def test_role_is_any_text_and_the_older_assignment_key_reads_as_it():
+    assert Spec().role is None and load_spec_text('role = "q8"').role == "q8"
+    old = load_spec_text('name = "q8"\nassignment = "q8"\n')  # specs and run directories written before `role`
+    assert old.role == "q8" and "assignment" not in old.to_toml() and 'role = "q8"' in old.to_toml()
+    assert load_spec_text(old.to_toml()) == old
+    with pytest.raises(ReidError, match="role"):
+        load_spec_text('role = ""')

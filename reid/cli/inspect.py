@@ -1,5 +1,8 @@
 """The ``reid inspect`` command: layer table, documented-table check, pooling window, first block, FLOPs, weights.
 
+The table shows the global pooling as the assignment documents it, a fixed kernel the size of the final map
+(:func:`~reid.report.assignment.documented_network.fixed_kernel_view`); the model itself pools adaptively.
+
 Examples:
     reid inspect --params                      # 72 rows, ✓ vs the documented table, exit 0 when all match
     reid inspect --params --flops              # + fvcore FLOPs per stage
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import ValidationError
@@ -28,18 +31,11 @@ from reid.cli.app import FormatOption, OutputFormat, app
 from reid.errors import ReidError
 from reid.model import ReidModel, build_model
 from reid.model.flops import FlopReport, count_flops
-from reid.model.pooling import pooling_geometry
-from reid.model.summary import (
-    LayerRow,
-    Mismatch,
-    compare_with_documented,
-    differences_from_documented,
-    first_block,
-    format_shape,
-    layer_table,
-    totals,
-)
+from reid.model.summary import LayerRow, first_block, format_shape, layer_table, totals
 from reid.spec import DataSpec, HeadSpec, ModelSpec, load_spec
+
+if TYPE_CHECKING:
+    from reid.report.assignment.documented_network import Mismatch
 
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
@@ -167,6 +163,8 @@ def inspect_command(
         _print_text(result)
     mismatches = result.get("check", {}).get("mismatches")
     if mismatches:
+        from reid.report.assignment.documented_network import Mismatch
+
         rows = len({m["row"] for m in mismatches})
         Console(stderr=True, highlight=False).print(
             f"[bold red]check failed:[/] {rows} row(s) differ from the documented table; first {_describe(Mismatch(**mismatches[0]))}",
@@ -176,15 +174,25 @@ def inspect_command(
 
 
 def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int], show_table: bool, flops: bool, check: bool) -> dict:
+    # the documented table belongs to the assignment; imported here, not at start-up (the report package is heavy)
+    from reid.report.assignment.documented_network import (
+        compare_with_documented,
+        differences_from_documented,
+        fixed_kernel_view,
+        pooling_geometry,
+    )
+
     result: dict = {"pretrained": asdict(model.pretrained_report) if model.pretrained_report else None}
     if show_table:
-        rows = layer_table(model)
+        view = fixed_kernel_view(model)  # the global pooling as the documented fixed kernel; same weights
+        rows = layer_table(view)
         differences = differences_from_documented(model_spec, size)
         compared = check or not differences
         result["rows"] = [asdict(r) for r in rows]
         result["totals"] = asdict(totals(model))
         geometry = pooling_geometry(model.backbone.feature_size)
-        result["pooling"] = {"layer": type(model.backbone.pool).__name__, **asdict(geometry)}
+        result["pooling"] = {"layer": type(view.backbone.pool).__name__,
+                             "module": type(model.backbone.pool).__name__, **asdict(geometry)}
         block = first_block(rows)
         result["first_block"] = {"block": block.block, "rows": [r.layer for r in block.rows], "params": block.params} if block else None
         result["check"] = {
@@ -209,6 +217,8 @@ def _print_text(result: dict) -> None:
             soft_wrap=True,
         )
     if "rows" in result:
+        from reid.report.assignment.documented_network import Mismatch
+
         chk = result["check"]
         mismatches = [Mismatch(**m) for m in chk["mismatches"]]
         rows = [LayerRow(**r) for r in result["rows"]]
@@ -222,7 +232,8 @@ def _print_text(result: dict) -> None:
         out.print(
             f"global pooling: final feature map {fh}x{fw} → {p['layer']} kernel {p['kernel'][0]}x{p['kernel'][1]}, "
             f"stride {p['stride'][0]} → {p['output_size'][0]}x{p['output_size'][1]} "
-            "(the kernel covers the whole map: one window, so the stride does not change the result)",
+            "(the kernel covers the whole map: one window, so the stride does not change the result)"
+            + (f"; the model runs {p['module']}, which pools a map of any size the same way" if p["module"] != p["layer"] else ""),
             soft_wrap=True,
         )
         b = result["first_block"]

@@ -48,6 +48,10 @@ def run(
     parsed = load_spec(spec, set_) if spec is not None else None
     if resume is not None and set_ and parsed is None:
         raise ReidError("--set needs a spec", where="reid run --resume", fix="a resumed run keeps the spec it started with")
+    if parsed is not None and parsed.role is not None:  # a mistyped role fails now, not after training
+        from reid.report.assignment.roles import check_role
+
+        check_role(parsed.role, str(spec))
     console = Console(force_terminal=None if not plain else False, stderr=fmt is OutputFormat.json)  # stdout: the JSON
     plain = plain or not console.is_terminal or bool(os.environ.get("CI"))
     if seeds is not None:

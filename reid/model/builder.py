@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from reid.model.blocks import EXPANSION, GlobalPoolSpec, LayerSpec, MaxPoolSpec, StageSpec, StemSpec, spec_output_size
-from reid.model.pooling import POOLINGS, pooling_geometry
+from reid.model.pooling import POOLINGS
 
 
 class IBN(nn.Module):
@@ -124,7 +124,7 @@ class Backbone(nn.Module):
 
     Attributes:
         specs: the layer specs it was built from.
-        input_size: (C, H, W) the pooling window was derived for.
+        input_size: (C, H, W) it was built for (its preferred size; the pooling takes any).
         feature_size: (H, W) of the last feature map (before pooling).
         embedding_dim: D.
         groups: stage name (``stem``, ``layer1`` … ``layer4``, ``pooling``) → child module names.
@@ -198,7 +198,7 @@ def build_backbone(specs: tuple[LayerSpec, ...], input_size: tuple[int, int, int
                 groups[name] = [name]
                 channels = spec.out_channels
             case GlobalPoolSpec(kind):
-                modules["pool"] = POOLINGS.get(kind)(pooling_geometry(hw))
+                modules["pool"] = POOLINGS.get(kind)()
                 groups["pooling"] = ["pool"]
                 continue
         hw = spec_output_size(spec, hw)

@@ -122,7 +122,7 @@ def build_model(
         model: ``[model]`` table: arch / layers / last_stride / pooling / pretrained.
         head: ``[head]`` table.
         num_classes: training identities (required for ``classifier`` and ``bnneck``).
-        input_size: (C, H, W); the pooling window is derived from it.
+        input_size: (C, H, W) the model is built for (``feature_size`` is derived from it; the pooling takes any size).
 
     Raises:
         ReidError: bad sizes, a head without classes, missing or corrupt weights.

@@ -42,7 +42,7 @@ from torch import nn
 from reid.errors import ReidError
 from reid.model.blocks import OSNetLayout, conv_output_size
 from reid.model.builder import Backbone, init_weights
-from reid.model.pooling import POOLINGS, pooling_geometry
+from reid.model.pooling import POOLINGS
 
 #: An OSBlock's streams: how many Lite 3×3 convs each one stacks (receptive fields 3, 5, 7, 9).
 STREAM_DEPTHS = {"conv2a": 1, "conv2b": 2, "conv2c": 3, "conv2d": 4}
@@ -239,7 +239,7 @@ def build_osnet(layout: OSNetLayout, arch: str = "osnet", layers: tuple[int, ...
     for i, (c_in, c_out, n) in enumerate(zip([stem, *widths[:-1]], widths, layout.blocks)):
         modules[f"conv{i + 2}"] = osnet_stage(c_in, c_out, n, transition=i < last)
     modules["conv5"] = ConvBNReLU(widths[-1], widths[-1])
-    modules["pool"] = POOLINGS.get(pooling)(pooling_geometry(hw))
+    modules["pool"] = POOLINGS.get(pooling)()
     groups = {"stem": ["conv1", "maxpool"], **{name: [name] for name in modules if name.startswith("conv") and name != "conv1"},
               "pooling": ["pool"]}
     net = Backbone(modules, groups, (), tuple(input_size), hw, widths[-1])

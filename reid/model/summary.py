@@ -1,38 +1,31 @@
-"""A torchsummary-style layer table, its check against the documented table, and one block's parameters.
+"""A torchsummary-style layer table, parameter totals and one block's parameters.
 
 Rows come from forward hooks on every leaf module, every residual block (``ResBlock``,
 ``Bottleneck``, OSNet's ``OSBlock``) and the pooling layer, in calling order, named ``<Class>-<index>``
 exactly like torchsummary (a module called twice, such as a block's ReLU, gives two
 rows; a row's params are the module's own, so a block row shows 0). Any backbone works,
-timm ones included (their leaf modules are listed). The documented assignment table (72 rows, ending
-``AvgPool2d-72 [-1, 512, 1, 1] 0``) ships as ``documented_resnet18_128.tsv``.
+timm ones included (their leaf modules are listed). The assignment's documented table, and the
+fixed-kernel pooling it shows, live with the assignment (:mod:`reid.report.assignment.documented_network`).
 
 Example:
     >>> from reid.model import build_model
     >>> from reid.spec import HeadSpec, ModelSpec
     >>> rows = layer_table(build_model(ModelSpec(), HeadSpec(type="none"), None))
-    >>> len(rows), rows[-1].layer, format_shape(rows[-1].output_shape), compare_with_documented(rows)
-    (72, 'AvgPool2d-72', '[-1, 512, 1, 1]', [])
+    >>> len(rows), rows[-1].layer, format_shape(rows[-1].output_shape), sum(r.params for r in rows)
+    (72, 'AdaptiveAvgPool2d-72', '[-1, 512, 1, 1]', 11176512)
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from importlib import resources
 
 import torch
 from torch import nn
 
-from reid.registry import ARCHS
-from reid.model.blocks import Layout
 from reid.model.builder import RESIDUAL_BLOCKS
 from reid.model.network import ReidModel
 from reid.model.osnet import OSBlock
-from reid.spec import ModelSpec
 
-DOCUMENTED_TABLE = "documented_resnet18_128.tsv"
-DOCUMENTED_INPUT = (3, 128, 128)
 #: Modules that get a row of their own although they have children: the residual blocks.
 BLOCK_ROWS = (*RESIDUAL_BLOCKS.values(), OSBlock)
 
@@ -69,30 +62,6 @@ class Totals:
     non_trainable: int
     backbone: int
     head: int
-
-
-@dataclass(frozen=True)
-class DocumentedRow:
-    """One row of the documented table."""
-
-    layer: str
-    output_shape: list[int]
-    params: int
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """A difference between a built row and the documented one.
-
-    ``layer`` is the documented row's name (the built one's past the documented end);
-    ``field`` is ``layer``, ``output_shape``, ``params``, or ``row`` for a missing / extra row.
-    """
-
-    row: int
-    layer: str
-    field: str
-    expected: str | int
-    got: str | int
 
 
 @dataclass(frozen=True)
@@ -160,73 +129,6 @@ def totals(model: ReidModel) -> Totals:
     trainable = sum(p.numel() for p in params if p.requires_grad)
     backbone = sum(p.numel() for p in model.backbone.parameters())
     return Totals(total=total, trainable=trainable, non_trainable=total - trainable, backbone=backbone, head=total - backbone)
-
-
-def load_documented_table() -> list[DocumentedRow]:
-    """The assignment's documented layer table (ResNet-18, last stride 1, 3×128×128 input)."""
-    text = resources.files("reid.model").joinpath(DOCUMENTED_TABLE).read_text(encoding="utf-8")
-    reader = csv.DictReader(text.splitlines(), delimiter="\t")
-    return [
-        DocumentedRow(
-            layer=r["layer"],
-            output_shape=[int(n) for n in r["output_shape"].strip("[]").split(",")],
-            params=int(r["params"].replace(",", "")),
-        )
-        for r in reader
-    ]
-
-
-def compare_with_documented(rows: list[LayerRow]) -> list[Mismatch]:
-    """Compare the backbone rows with the documented table, row by row and field by field.
-
-    A missing or extra row is one ``row`` mismatch (expected/got ``(none)``).
-    """
-    built = [r for r in rows if r.part == "backbone"]
-    documented = load_documented_table()
-    out: list[Mismatch] = []
-    for i in range(max(len(built), len(documented))):
-        if i >= len(built) or i >= len(documented):
-            expected = documented[i].layer if i < len(documented) else "(none)"
-            got = built[i].layer if i < len(built) else "(none)"
-            out.append(Mismatch(row=i + 1, layer=expected if i < len(documented) else got, field="row", expected=expected, got=got))
-            continue
-        b, d = built[i], documented[i]
-        if b.layer != d.layer:
-            out.append(Mismatch(i + 1, d.layer, "layer", d.layer, b.layer))
-        if b.output_shape != d.output_shape:
-            out.append(Mismatch(i + 1, d.layer, "output_shape", format_shape(d.output_shape), format_shape(b.output_shape)))
-        if b.params != d.params:
-            out.append(Mismatch(i + 1, d.layer, "params", d.params, b.params))
-    return out
-
-
-def differences_from_documented(model: ModelSpec, input_size: tuple[int, int, int]) -> list[str]:
-    """How ``model`` + ``input_size`` differ from the documented network; empty when its table should match.
-
-    A block-spec arch matters only through its block kind, blocks per stage (``layers``
-    overrides the counts) and IBN-a stages; an OSNet or a timm arch always differs.
-
-    Example:
-        >>> differences_from_documented(ModelSpec(last_stride=2), (3, 128, 128))
-        ['last_stride 2 (documented: 1)']
-        >>> differences_from_documented(ModelSpec(arch="resnet50"), (3, 128, 128))
-        ['block bottleneck (documented: basic)', 'layers 3,4,6,3 (documented: 2,2,2,2)']
-        >>> differences_from_documented(ModelSpec(arch="resnet50_ibn_a"), (3, 128, 128))[-1]
-        'ibn layer1,layer2,layer3 (documented: none)'
-    """
-    layout = ARCHS.get(model.arch)() if model.arch in ARCHS else None
-    if isinstance(layout, Layout):
-        ibn = ",".join(f"layer{i}" for i, on in enumerate(layout.ibn, 1) if on)
-        found = {"block": layout.block, "layers": ",".join(str(n) for n in (model.layers or layout.blocks)), "ibn": ibn or "none"}
-    else:
-        found = {"arch": model.arch}
-    found |= {"last_stride": str(model.last_stride), "pooling": model.pooling}
-    documented = {"arch": "resnet18", "block": "basic", "layers": "2,2,2,2", "ibn": "none", "last_stride": "1", "pooling": "avg"}
-    out = [f"{k} {found[k]} (documented: {v})" for k, v in documented.items() if k in found and found[k] != v]
-    if tuple(input_size) != DOCUMENTED_INPUT:
-        size = "x".join(str(n) for n in input_size)
-        out.append(f"input {size} (documented: {'x'.join(str(n) for n in DOCUMENTED_INPUT)})")
-    return out
 
 
 def first_block(rows: list[LayerRow]) -> BlockSummary | None:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from reid.errors import ReidError
-from reid.model.pooling import POOLINGS, pooling_geometry
+from reid.model.pooling import POOLINGS
 from reid.model.pretrained import PretrainedReport
 
 TIMM_PREFIX = "timm:"
@@ -55,7 +55,7 @@ class TimmBackbone(nn.Module):
 
     Attributes:
         name: the timm model name.
-        input_size: (C, H, W) the pooling window was derived for.
+        input_size: (C, H, W) it was built for (its preferred size; the pooling takes any).
         feature_size: (H, W) of the last feature map.
         embedding_dim: D = the model's ``num_features``.
         groups: stage name → child module names (``body``, ``pooling``), for FLOP counts.
@@ -175,7 +175,7 @@ def build_timm_backbone(name: str, last_stride: int = 1, pooling: str = "avg",
                         "(tokens or channels-last maps); reid pools B×C×H×W maps",
                         where="model.arch", fix="choose a convolutional model, e.g. timm:resnet50d or timm:efficientnet_b0")
     feature_size = (int(maps.shape[2]), int(maps.shape[3]))
-    return TimmBackbone(name, body, POOLINGS.get(pooling)(pooling_geometry(feature_size)), tuple(input_size),
+    return TimmBackbone(name, body, POOLINGS.get(pooling)(), tuple(input_size),
                         feature_size, int(body.num_features))
 
 

@@ -78,8 +78,8 @@ def write_report(run_paths: Sequence[str | Path], out: Path, command: str | None
                  assignment: bool = False) -> list[Path]:
     """Write the report of ``run_paths`` into ``out`` and return the Markdown files written (README first).
 
-    The assignment's Q1–Q11 are written when ``assignment`` is set or a run's spec declares an assignment
-    role (``assignment = "q8"``); otherwise a page per run and a comparison page.
+    The assignment's Q1–Q11 are written when ``assignment`` is set or a run's spec declares a role
+    (``role = "q8"``); otherwise a page per run and a comparison page.
 
     Args:
         run_paths: run directories, or folders holding finished runs (e.g. a seed group).

@@ -15,18 +15,16 @@ from torch import nn
 from reid.model import ReidModel, build_model
 from reid.model.flops import FlopReport, count_flops
 from reid.model.heads import build_head
-from reid.model.pooling import check_avgpool_as_conv, pooling_geometry
 from reid.model.pretrained import IMAGENET_WEIGHTS, imagenet_weights_path, load_pretrained, load_state_dict_into
-from reid.model.summary import (
+from reid.model.summary import LayerRow, first_block, format_shape, totals
+from reid.report.assignment.documented_network import (
     DOCUMENTED_INPUT,
-    LayerRow,
+    check_avgpool_as_conv,
     compare_with_documented,
     differences_from_documented,
-    first_block,
-    format_shape,
-    layer_table,
+    documented_layer_table,
     load_documented_table,
-    totals,
+    pooling_geometry,
 )
 from reid.report.assignment.section import ReportContext, Section
 from reid.report.markdown import bullets, count, table
@@ -43,9 +41,10 @@ def assignment_model() -> ReidModel:
 
 @lru_cache(maxsize=1)
 def assignment_table() -> tuple[ReidModel, tuple[LayerRow, ...]]:
-    """The documented network and its layer table, built once per process (read-only: do not modify)."""
+    """The documented network and its layer table (pooling shown as the documented fixed kernel), built once per
+    process (read-only: do not modify)."""
     model = assignment_model()
-    return model, tuple(layer_table(model))
+    return model, tuple(documented_layer_table(model))
 
 
 @lru_cache(maxsize=1)
@@ -118,7 +117,9 @@ def q1(ctx: ReportContext) -> Section:
         "**Question.** List the network's layers with their output shapes and parameter counts, and trace the "
         "feature-map shape through the network.",
         f"**Check.** {verdict} The documented table has {len(documented)} rows; the table below is produced by "
-        "forward hooks on every layer (`reid.model.summary.layer_table`), named `<Class>-<index>` like torchsummary; "
+        "forward hooks on every layer (`reid.model.summary.layer_table`), named `<Class>-<index>` like torchsummary, "
+        "with the global pooling shown as the documented fixed-kernel `AvgPool2d` (`documented_layer_table`; the "
+        "model itself runs `AdaptiveAvgPool2d(1)`, the same computation at this size, see Q2); "
         "the ✓/✗ column compares each row with the documented one (`compare_with_documented`).",
         "## Layer table (batch dimension shown as -1)",
         table(["#", "Layer (type)", "Output Shape", "Param #", "documented"], layer_rows, align="rllrc"),
@@ -162,7 +163,9 @@ def q2(ctx: ReportContext) -> Section:
         f"The map size follows from the input by stride arithmetic: {' → '.join(s for _, s, _ in pipeline(model, rows))}. "
         f"With a kernel as large as the map there is exactly one window, so the layer is global average pooling: "
         f"measured on a random {model.embedding_dim}×{g.feature_size[0]}×{g.feature_size[1]} map, its output differs "
-        f"from the per-channel mean by at most {diff:.1e}.",
+        f"from the per-channel mean by at most {diff:.1e}. reid's model runs it as `nn.AdaptiveAvgPool2d(1)`, which "
+        f"chooses the window from the map it is given: the same {g.kernel[0]}×{g.kernel[1]} window here, and any "
+        "other input size still pools to 1×1.",
     ])
     return Section(2, "Pooling kernel and stride", "the pooling kernel and stride, derived from the final feature map", body)
 
@@ -187,7 +190,7 @@ def q3(ctx: ReportContext) -> Section:
         f"then averages only its own input channel. A full convolution can do the same only with all cross-channel "
         f"weights set to zero, i.e. {c}× more weights doing nothing. Average pooling is thus a special case of "
         "convolution whose weights are fixed instead of learned — the pool itself has no parameters.",
-        "**Measured** (`reid.model.pooling.check_avgpool_as_conv`: both layers applied to the same random "
+        "**Measured** (`reid.report.assignment.documented_network.check_avgpool_as_conv`: both layers applied to the same random "
         f"{c}-channel {h}×{w} input):",
         table(["pooling", "max abs difference", "AvgPool2d params", "depthwise conv params", "full conv params"],
               rows, align="lrrrr"),

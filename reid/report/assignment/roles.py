@@ -1,7 +1,9 @@
 """Which run answers Q8 (the ID-loss model) and Q11 (the triplet-loss model).
 
-A run's role is declared in its spec (``assignment = "q8"``, as in ``specs/q8.toml``). Runs written
-before that field existed have none; ``reid report --assignment`` then takes a run whose spec is
+A run's role is declared in its spec (``role = "q8"``, as in ``specs/q8.toml``; older specs say
+``assignment = "q8"``, read as the same). The spec takes any text; the roles the assignment defines,
+:data:`ROLES`, are checked here (:func:`check_role`), and ``reid run`` checks them before training. Runs
+written before that field existed have none; ``reid report --assignment`` then takes a run whose spec is
 *named* ``q8`` / ``q11``. Roles are never guessed from loss weights.
 
 A role's run may be repeated with different seeds (``reid run specs/q8.toml --seeds 0,1,2`` writes
@@ -16,23 +18,47 @@ Example::
 
 from __future__ import annotations
 
+from reid.errors import ReidError
 from reid.report.runs import Run
 from reid.report.seed_groups import SeedGroup, group_key, group_runs
 
 #: question → the command that produces its run
 RUN_COMMANDS = {"q8": "reid run specs/q8.toml", "q11": "reid run specs/q11.toml"}
+#: the roles the assignment defines (a spec's ``role``)
+ROLES = tuple(RUN_COMMANDS)
+
+
+def check_role(role: str | None, run: str) -> str | None:
+    """``role`` when it is None or one of :data:`ROLES`; else a :class:`ReidError` naming ``run``, the value and the roles.
+
+    Example:
+        >>> check_role("q8", "runs/q8")
+        'q8'
+        >>> check_role("q9", "runs/q9")
+        Traceback (most recent call last):
+        reid.errors.ReidError: runs/q9: role 'q9' is not a role the assignment defines (known roles: q8, q11). Fix: set role = "q8" or role = "q11", or remove the key
+    """
+    if role is None or role in ROLES:
+        return role
+    raise ReidError(f"role {role!r} is not a role the assignment defines (known roles: {', '.join(ROLES)})", where=run,
+                    fix=" or ".join(f'set role = "{r}"' if i == 0 else f'role = "{r}"' for i, r in enumerate(ROLES))
+                    + ", or remove the key")
 
 
 def role_of(run: Run, by_name: bool = False) -> str | None:
-    """``"q8"``, ``"q11"`` or None: the spec's ``assignment``, else (with ``by_name``) its name if that is a role."""
-    if run.spec.assignment is not None:
-        return run.spec.assignment
+    """``"q8"``, ``"q11"`` or None: the spec's ``role``, else (with ``by_name``) its name if that is a role.
+
+    Raises:
+        ReidError: the spec declares a role the assignment does not define (:func:`check_role`).
+    """
+    if run.spec.role is not None:
+        return check_role(run.spec.role, str(run.path))
     return run.name if by_name and run.name in RUN_COMMANDS else None
 
 
 def declares_role(runs: list[Run]) -> bool:
-    """True when some run's spec declares an assignment role."""
-    return any(r.spec.assignment is not None for r in runs)
+    """True when some run's spec declares a role (each declared role checked by :func:`check_role`)."""
+    return any(check_role(r.spec.role, str(r.path)) is not None for r in runs)
 
 
 def assign_runs(runs: list[Run], by_name: bool = False) -> dict[str, Run | None]:
