@@ -288,7 +288,7 @@ def section_recipe(spec_path: str | Path, sets: list[str], epochs: int, run_dir:
     if run.is_finished():
         final = run.read_summary().final
         if final is not None:
-            record["rank1"], record["mAP"] = final.rank(1), final.mAP
+            record["rank1"], record["mAP"] = final.result.rank(1), final.result.mAP
 
 
 def _minutes(seconds: float) -> str:

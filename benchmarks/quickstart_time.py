@@ -102,7 +102,7 @@ def measure(cap: str | None = None, root: Path = Path(".")) -> dict:
         "eval_seconds": round(sum(r.get("eval_seconds", 0.0) for r in epochs), 1),
         "run_seconds": summary.wall_seconds, "images_per_second": summary.mean_images_per_second,
         "predicted_seconds": predicted_seconds(run.stdout + run.stderr),
-        "rank1": summary.final.rank(1), "mAP": summary.final.mAP,
+        "rank1": summary.final.result.rank(1), "mAP": summary.final.result.mAP,
         "baseline_rank1": baseline["rank1"], "baseline_mAP": baseline["mAP"],
     }
 

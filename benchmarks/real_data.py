@@ -238,10 +238,8 @@ def cross_eval(run: Path, cuhk01: Path) -> Scores:
 def reid_measured(run: Path, method: str, cuhk01: Path | None) -> Measured:
     """A finished reid run's final figures (and its CUHK01 evaluation when ``cuhk01`` is given)."""
     summary = RunDir(run).read_summary()
-    final = summary.final
-    ranks = dict(final.rank_values)
     spec = load_spec_text(RunDir(run).spec_text(), str(run))
-    return Measured(method, spec.seed, summary.epochs, Scores(ranks[1], final.mAP, final.mINP),
+    return Measured(method, spec.seed, summary.epochs, Scores.of(summary.final.result),
                     cross_eval(run, cuhk01) if cuhk01 else None, summary.mean_images_per_second,
                     summary.wall_seconds, f"{summary.device.device_name} ({summary.device.precision})")
 
@@ -503,7 +501,8 @@ def main() -> None:
             tuned = next(r for r in RECIPES if r.name == TUNED)
             choice = choose_variant(tuned, data, args.epochs, args.runs / "choice", not args.no_train)
             if choice is not None:
-                chosen = Recipe(f"{TUNED}-chosen", tuned.spec, tuned.label, (*tuned.changes, *VARIANTS[choice.best]))
+                chosen = Recipe(f"{TUNED}-{choice.best}", tuned.spec, tuned.label,
+                                (*tuned.changes, *VARIANTS[choice.best]))
                 folder = args.runs / part / chosen.name
                 if not args.no_train:
                     run_reid(recipe_spec(chosen, data, f"{chosen.name}-{part}", args.epochs, protocol_eval), folder,

@@ -9,7 +9,7 @@ from pathlib import Path
 from reid.cli.bench import _suite
 from reid.data.describe import DatasetInfo, SplitCounts
 from reid.engine.rundir import RunDir
-from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.summary import DeviceInfo, EvalSettings, EvaluatedEpoch, RunSummary, Versions
 from reid.report.seed_groups import MetricStats, SeedGroup, SeedRun, group_runs
 from reid.spec import Spec
 
@@ -81,13 +81,14 @@ def test_trained_on_names_each_device_the_runs_recorded(tmp_path):
     def finished(path, seed: int, device: DeviceInfo) -> None:
         run = RunDir(path)
         run.create(Spec(name="x", seed=seed).to_toml())
-        counts, metrics = SplitCounts.of([]), EpochMetrics.from_json({"epoch": 1, "rank1": 0.5, "mAP": 0.4, "mINP": 0.1})
+        settings = EvalSettings("all", "euclidean", False, False, 50)
+        counts = SplitCounts.of([])
+        metrics = EvaluatedEpoch.from_json({"epoch": 1, "rank1": 0.5, "mAP": 0.4, "mINP": 0.1}, settings)
         run.write_summary(RunSummary(
             name="x", run_dir=str(path), epochs=1, final=metrics, best=metrics, wall_seconds=1.0,
             last_session_seconds=1.0, mean_images_per_second=1.0, device=device,
             dataset=DatasetInfo("synthetic", "", counts, counts, counts, 0, 0, 0, True, "all"),
-            evaluation=EvalSettings("all", "euclidean", False, False, 50), parameters=1,
-            environment=Versions(torch="2.11.0")))
+            evaluation=settings, parameters=1, environment=Versions(torch="2.11.0")))
 
     finished(tmp_path / "seed-0", 0, DeviceInfo("cuda:0", "NVIDIA H200", "bf16"))
     finished(tmp_path / "seed-1", 1, DeviceInfo("cuda:0", "NVIDIA H200", "bf16"))

@@ -83,10 +83,10 @@ def test_training_lowers_loss_and_beats_chance(tmp_path, text, reference):
     epochs = _epochs(run_dir)
     assert len(epochs) == spec.schedule.epochs
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
-    assert summary.final.rank(1) > 1.5 * _chance_rank1(spec)
+    assert summary.final.result.rank(1) > 1.5 * _chance_rank1(spec)
     for name in ("spec.toml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run_dir / name).is_file()
-    assert summary.final.rank(1) == epochs[-1]["rank1"] and summary.evaluation.protocol == "all"
+    assert summary.final.result.rank(1) == epochs[-1]["rank1"] and summary.evaluation.protocol == "all"
     iters = [r for r in RunDir(run_dir).read_metrics() if r["kind"] == "iter"]
     assert [r["step"] for r in iters] == list(range(1, len(iters) + 1))  # log_every = 1
 

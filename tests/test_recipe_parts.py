@@ -112,7 +112,7 @@ def test_each_margin_classifier_trains_in_the_engine(tmp_path, kind):
     ids = [r["loss_id"] for r in RunDir(tmp_path / "run").read_metrics() if r["kind"] == "iter"]
     assert len(ids) == 6 and all(v == v and v < 1e4 for v in ids)
     assert sum(ids[-2:]) < sum(ids[:2])  # the margin loss goes down
-    assert 0 <= summary.final.rank(1) <= 1
+    assert 0 <= summary.final.result.rank(1) <= 1
 
 
 def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_head_trains(tmp_path, monkeypatch):

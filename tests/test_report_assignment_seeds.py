@@ -16,7 +16,7 @@ import pytest
 
 from reid.data.describe import DatasetInfo, SplitCounts
 from reid.engine.rundir import RunDir
-from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.summary import DeviceInfo, EvalSettings, EvaluatedEpoch, RunSummary, Versions
 from reid.report.assignment import run_questions, writer
 from reid.report.assignment.roles import assign_groups
 from reid.report.assignment.run_questions import comparison_notes
@@ -36,7 +36,7 @@ def fake_run(path: Path, spec_text: str, final: dict[str, float]) -> Path:
     """A finished two-epoch run directory whose last epoch has the metrics ``final`` (epoch 1: 80 % of them)."""
     run = RunDir(path)
     run.create(load_spec_text(spec_text).to_toml())
-    epochs = []
+    epochs, settings = [], EvalSettings("all", "euclidean", False, False, 10)
     for epoch, scale in ((1, 0.8), (2, 1.0)):
         for it in (1, 2):
             step = 2 * (epoch - 1) + it
@@ -46,14 +46,14 @@ def fake_run(path: Path, spec_text: str, final: dict[str, float]) -> Path:
                   "val_loss": 1.5 - epoch / 4, "lr": 1e-4, "images_per_second": 100.0, "num_valid": 16,
                   "num_skipped": 0, **{k: scale * final[k] for k in KEYS}}
         run.append_metrics(record)
-        epochs.append(EpochMetrics.from_json(record))
+        epochs.append(EvaluatedEpoch.from_json(record, settings))
     counts = SplitCounts.of([])
     run.write_summary(RunSummary(
         name=load_spec_text(spec_text).name, run_dir=str(path), epochs=2, final=epochs[-1],
-        best=max(epochs, key=lambda m: m.rank(1)), wall_seconds=12.5, last_session_seconds=12.5,
+        best=max(epochs, key=lambda m: m.result.rank(1)), wall_seconds=12.5, last_session_seconds=12.5,
         mean_images_per_second=100.0, device=DeviceInfo("cpu", "test CPU", "fp32"),
         dataset=DatasetInfo("synthetic", "", counts, counts, counts, 4, 8, 0, True, "all"),
-        evaluation=EvalSettings("all", "euclidean", False, False, 10), parameters=1000, environment=Versions()))
+        evaluation=settings, parameters=1000, environment=Versions()))
     return path
 
 

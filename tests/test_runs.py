@@ -15,7 +15,8 @@ from reid.data.describe import DatasetInfo, SplitCounts
 from reid.engine.run_index import RunStatus, SortKey, SpecFilter, list_runs
 from reid.engine.run_status import SessionState, SessionStatus, read_status
 from reid.engine.rundir import RunDir
-from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.summary import DeviceInfo, EvalSettings, EvaluatedEpoch, RunSummary, Versions
+from reid.evaluation import EvalResult
 from reid.spec import Spec
 from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
@@ -86,8 +87,9 @@ def test_a_refused_run_directory_records_no_failure(tmp_path, cli):
 
 def fake_summary(name: str, rank1: float) -> RunSummary:
     split = SplitCounts(identities=4, images=8, cameras=2, min_images_per_identity=2, max_images_per_identity=2)
-    metrics = EpochMetrics(epoch=3, rank_values=((1, rank1), (5, 1.0)), mAP=rank1 / 2, mINP=0.1, val_loss=None,
-                           num_valid=8, num_skipped=0)
+    metrics = EvaluatedEpoch(3, EvalResult(cmc=(rank1,) * 4 + (1.0,), mAP=rank1 / 2, mINP=0.1, num_valid=8,
+                                           num_skipped=0, protocol="all", distance="euclidean", normalize=True,
+                                           ranks=(1, 5)))
     return RunSummary(name=name, run_dir="", epochs=3, final=metrics, best=metrics, wall_seconds=12.0,
                       last_session_seconds=12.0, mean_images_per_second=100.0,
                       device=DeviceInfo(device="cpu", device_name="Some CPU", precision="fp32"),
@@ -135,7 +137,7 @@ def test_a_thousand_runs_are_read_from_small_files_never_a_checkpoint(tmp_path):
     counts = {s: sum(r.status is s for r in records) for s in RunStatus}
     assert counts == {RunStatus.finished: 0, RunStatus.failed: 250, RunStatus.interrupted: 250, RunStatus.running: 0}
     everything = list_runs([root], sort=SortKey.best_rank1)
-    assert everything[0].best.rank(1) == 0.996 and everything[0].status is RunStatus.finished
+    assert everything[0].best.result.rank(1) == 0.996 and everything[0].status is RunStatus.finished
     assert sum(r.status is RunStatus.finished for r in everything) == 250
     failed = next(r for r in everything if r.status is RunStatus.failed)
     assert failed.detail == "error" and failed.resumable and failed.epochs_done == 2

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from reid.data.describe import DatasetInfo, SplitCounts
 from reid.engine.rundir import RunDir
-from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.summary import DeviceInfo, EvalSettings, EvaluatedEpoch, RunSummary, Versions
 from reid.errors import ReidError
 from reid.report.seed_groups import MetricStats, finished_runs, group_runs
 from reid.spec import load_spec_text
@@ -23,12 +23,13 @@ def fake_run(path: Path, spec_text: str, final: dict | None) -> Path:
     run.create(load_spec_text(spec_text).to_toml())
     if final is not None:
         counts = SplitCounts.of([])
-        metrics = EpochMetrics.from_json({"epoch": 2, **final})
+        settings = EvalSettings("all", "euclidean", False, False, 50)
+        metrics = EvaluatedEpoch.from_json({"epoch": 2, **final}, settings)
         run.write_summary(RunSummary(
             name="fake", run_dir=str(path), epochs=2, final=metrics, best=metrics, wall_seconds=1.0,
             last_session_seconds=1.0, mean_images_per_second=1.0, device=DeviceInfo("cpu", "cpu", "fp32"),
             dataset=DatasetInfo("synthetic", "", counts, counts, counts, 0, 0, 0, True, "all"),
-            evaluation=EvalSettings("all", "euclidean", False, False, 50), parameters=1, environment=Versions()))
+            evaluation=settings, parameters=1, environment=Versions()))
     return path
 
 

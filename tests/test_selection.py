@@ -106,7 +106,7 @@ def test_select_on_val_picks_best_pt_on_a_split_of_the_training_identities(marke
     assert best.epoch == chosen["epoch"] and best.best["selected_on"].startswith("best Rank-1 on a validation split")
     assert best.num_classes == 10 - 3  # the validation identities were not trained on
     summary = RunSummary.from_json(json.loads((run / "summary.json").read_text()))
-    assert summary.best.epoch == chosen["epoch"] and summary.best.rank(1) == chosen["rank1"]  # its test numbers
+    assert summary.best.epoch == chosen["epoch"] and summary.best.result.rank(1) == chosen["rank1"]  # its test numbers
     assert summary.final.epoch == 3 and "3 training identities" in summary.selection
 
 

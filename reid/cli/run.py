@@ -68,9 +68,9 @@ def run(
     if fmt is OutputFormat.json:
         print_json(summary.to_json())
     elif summary.final is not None:
-        final = summary.final
+        final = summary.final.result
         console.print(f"[bold green]done[/] {target}: " + " · ".join(
-            [f"rank{k} {v:.4f}" for k, v in final.rank_values] + [f"mAP {final.mAP:.4f}", f"mINP {final.mINP:.4f}"]))
+            [f"rank{k} {final.rank(k):.4f}" for k in final.ranks] + [f"mAP {final.mAP:.4f}", f"mINP {final.mINP:.4f}"]))
 
 
 def _run_seeds(spec: Path, overrides: list[str], out: Path, seeds: str, force: bool, plain: bool,

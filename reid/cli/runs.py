@@ -18,17 +18,15 @@ from rich.console import Console
 from rich.table import Table
 
 from reid.cli.app import FormatOption, OutputFormat, PlainOption, app, print_json
-from reid.engine.run_index import RunRecord, RunStatus, SortKey, SpecFilter, list_runs
-from reid.engine.summary import EpochMetrics
+from reid.engine.run_index import RunRecord, RunStatus, SortKey, SpecFilter, headline, list_runs
+from reid.engine.summary import EvaluatedEpoch
 
 STATUS_STYLE = {RunStatus.running: "cyan", RunStatus.finished: "green", RunStatus.failed: "red",
                 RunStatus.interrupted: "yellow"}
 
 
-def _percent(m: EpochMetrics | None, rank1: bool) -> str:
-    if m is None:
-        return "–"
-    value = m.rank(1) if rank1 else m.mAP
+def _percent(m: EvaluatedEpoch | None, rank1: bool) -> str:
+    value = headline(m, rank1)
     return "–" if value is None else f"{100 * value:.1f}"
 
 
@@ -56,7 +54,7 @@ def note(r: RunRecord) -> str | None:
     return None
 
 
-def _pair(m: EpochMetrics | None) -> str:
+def _pair(m: EvaluatedEpoch | None) -> str:
     return "–" if m is None else f"{_percent(m, True)}/{_percent(m, False)}"
 
 

@@ -5,7 +5,7 @@ Example::
     from reid.spec import load_spec
     from reid.engine.experiment import run_experiment
     summary = run_experiment(load_spec("specs/quickstart.toml"), Path("runs/quickstart"))
-    print(summary.final.rank(1), summary.final.mAP)
+    print(summary.final.result.rank(1), summary.final.result.mAP)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from reid.engine.run_status import record_outcome
 from reid.engine.rundir import RunDir, RunDirRefused, environment
 from reid.engine.runtime import resolve_runtime, set_threads
 from reid.engine.selection import best_record
-from reid.engine.summary import DeviceInfo, EpochMetrics, EvalSettings, RunSummary, Versions
+from reid.engine.summary import DeviceInfo, EvalSettings, EvaluatedEpoch, RunSummary, Versions
 from reid.engine.trainer import Trainer, TrainingInterrupted, TrainState
 from reid.errors import ReidError
 from reid.evaluation import resolve_protocol
@@ -190,16 +190,16 @@ def summarise(run: RunDir, spec: Spec, device: dict, dataset: DatasetInfo, model
     epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
     evaluated = [r for r in epochs if "rank1" in r]
     best = best_record(evaluated, rule)
+    settings = EvalSettings.of_spec(spec.eval, protocol)
     return RunSummary(
         name=spec.name, run_dir=str(run.path), epochs=len(epochs),
-        final=EpochMetrics.from_json(evaluated[-1]) if evaluated else None,
-        best=EpochMetrics.from_json(best) if best is not None else None, selection=selected_on,
+        final=EvaluatedEpoch.from_json(evaluated[-1], settings) if evaluated else None,
+        best=EvaluatedEpoch.from_json(best, settings) if best is not None else None, selection=selected_on,
         wall_seconds=round(sum(r["train_seconds"] + r.get("eval_seconds", 0.0) for r in epochs), 2),
         last_session_seconds=round(session_seconds, 2),
         mean_images_per_second=round(sum(r["images_per_second"] for r in epochs) / max(len(epochs), 1), 2),
         device=DeviceInfo.from_json(device), dataset=dataset,
-        evaluation=EvalSettings(protocol=protocol, distance=spec.eval.distance, normalize=spec.eval.normalize,
-                                flip=spec.eval.flip, max_rank=spec.eval.max_rank),
+        evaluation=settings,
         parameters=sum(p.numel() for p in model.parameters()),
         environment=Versions.from_json(environment()),
     )

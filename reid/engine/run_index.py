@@ -31,9 +31,9 @@ from typing import Any, Iterable, Sequence
 
 from reid.engine.rundir import LAST_CKPT, METRICS_FILE, SPEC_FILE, RunDir
 from reid.engine.run_status import SessionState, read_status
-from reid.engine.summary import EpochMetrics
+from reid.engine.summary import EvalSettings, EvaluatedEpoch
 from reid.errors import ReidError
-from reid.spec import Spec, load_spec_text
+from reid.spec import EvalSpec, Spec, load_spec_text
 
 SKIPPED_DIRS = {"checkpoints", "tb", "mlruns", "mlartifacts", "__pycache__", ".git"}  # never hold runs; can hold many files
 EPOCH_MARK = '"kind": "epoch"'  # how an epoch line of metrics.jsonl reads (json.dumps with sort_keys)
@@ -60,7 +60,10 @@ class RunRecord:
         detail: the failed session's error line, or the process holding a running run.
         resumable: ``checkpoints/last.pt`` exists (``reid run --resume RUN`` continues from it).
         epochs_done, epochs_planned: finished epochs and ``schedule.epochs``.
-        best, last: the evaluated epoch with the best Rank-1 and the last evaluated epoch (None before any).
+        best, last: the evaluated epoch with the best Rank-1 and the last evaluated epoch (None before any). A run
+            not finished has them from ``metrics.jsonl``, with its spec's evaluation settings as written
+            (``protocol`` may read ``auto``: the data resolves it when the summary is written; the schema's
+            defaults where the spec does not validate).
         wall_seconds: training + evaluation time so far, over all sessions.
         device: the device's name (empty until a session of this version started training).
         spec_values: the resolved spec (for ``--filter``); None when it does not validate.
@@ -74,8 +77,8 @@ class RunRecord:
     resumable: bool
     epochs_done: int
     epochs_planned: int | None
-    best: EpochMetrics | None
-    last: EpochMetrics | None
+    best: EvaluatedEpoch | None
+    last: EvaluatedEpoch | None
     wall_seconds: float
     device: str
     spec_values: Spec | None = None
@@ -128,8 +131,10 @@ def _epoch_records(run: RunDir) -> list[dict[str, Any]]:
     return out
 
 
-def _evaluated(records: Iterable[dict[str, Any]]) -> list[EpochMetrics]:
-    return [EpochMetrics.from_json(r) for r in records if "rank1" in r and "mAP" in r and "mINP" in r]
+def _evaluated(records: Iterable[dict[str, Any]], spec: Spec | None) -> list[EvaluatedEpoch]:
+    evaluation = spec.eval if spec is not None else EvalSpec()
+    settings = EvalSettings.of_spec(evaluation, protocol=evaluation.protocol)
+    return [EvaluatedEpoch.from_json(r, settings) for r in records if "rank1" in r and "mAP" in r and "mINP" in r]
 
 
 def read_run_record(path: Path | str) -> RunRecord:
@@ -162,12 +167,12 @@ def read_run_record(path: Path | str) -> RunRecord:
     elif session is not None and session.state is SessionState.failed:
         status, detail = RunStatus.failed, session.error
     epochs = _epoch_records(run)
-    evaluated = _evaluated(epochs)
+    evaluated = _evaluated(epochs, spec)
     return RunRecord(run=str(run.path), spec=spec.name if spec else "?", seed=spec.seed if spec else None,
                      status=status, detail=detail, resumable=resumable and status is not RunStatus.running,
                      epochs_done=int(epochs[-1]["epoch"]) if epochs else 0,
                      epochs_planned=spec.schedule.epochs if spec else None,
-                     best=max(evaluated, key=lambda m: m.rank(1) or 0.0) if evaluated else None,
+                     best=max(evaluated, key=lambda m: m.result.rank(1)) if evaluated else None,
                      last=evaluated[-1] if evaluated else None,
                      wall_seconds=round(sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in epochs), 2),
                      device=session.device_name if session else "", spec_values=spec)
@@ -238,15 +243,26 @@ class SortKey(str, Enum):
     device = "device"
 
 
-def _metric(m: EpochMetrics | None, rank1: bool) -> float | None:
-    return None if m is None else (m.rank(1) if rank1 else m.mAP)
+def headline(m: EvaluatedEpoch | None, rank1: bool) -> float | None:
+    """Rank-1 (``rank1``) or mAP of an evaluated epoch; None for none (what ``reid runs`` shows and sorts by).
+
+    Example:
+        >>> from reid.evaluation import EvalResult
+        >>> epoch = EvaluatedEpoch(2, EvalResult(cmc=(0.5, 1.0), mAP=0.6, mINP=0.4, num_valid=4, num_skipped=0,
+        ...                                      protocol="all", distance="cosine", normalize=True))
+        >>> headline(epoch, rank1=True), headline(epoch, rank1=False), headline(None, rank1=True)
+        (0.5, 0.6, None)
+    """
+    return None if m is None else (m.result.rank(1) if rank1 else m.result.mAP)
 
 
 def sort_records(records: Sequence[RunRecord], key: SortKey) -> list[RunRecord]:
     """Records ordered by ``key``; missing values (a run not yet evaluated) go last, ties by run."""
     numeric = {SortKey.epochs: lambda r: r.epochs_done, SortKey.wall: lambda r: r.wall_seconds,
-               SortKey.best_rank1: lambda r: _metric(r.best, True), SortKey.best_map: lambda r: _metric(r.best, False),
-               SortKey.last_rank1: lambda r: _metric(r.last, True), SortKey.last_map: lambda r: _metric(r.last, False)}
+               SortKey.best_rank1: lambda r: headline(r.best, True),
+               SortKey.best_map: lambda r: headline(r.best, False),
+               SortKey.last_rank1: lambda r: headline(r.last, True),
+               SortKey.last_map: lambda r: headline(r.last, False)}
     by_run = sorted(records, key=lambda r: r.run)
     if key in numeric:
         value = numeric[key]

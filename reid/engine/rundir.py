@@ -23,12 +23,13 @@ import platform
 import socket
 import subprocess
 import time
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from reid.engine.checkpoint import MANIFEST_FILE, atomic_write_text, previous_path
-from reid.engine.summary import RunSummary
+from reid.engine.summary import RunSummary, completed_from_log, written_without_cmc
 from reid.errors import ReidError
 from reid.model.pretrained import RUN_CHECKPOINTS
 
@@ -221,7 +222,9 @@ class RunDir:
         atomic_write_text(self.summary_path, json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n")
 
     def read_summary(self) -> RunSummary:
-        """The run's :class:`RunSummary`, read from ``summary.json``."""
+        """The run's :class:`RunSummary`, read from ``summary.json`` (one written before its ``final`` / ``best``
+        carried their whole result is completed from ``metrics.jsonl`` and ``spec.toml``:
+        :func:`reid.engine.summary.completed_from_log`)."""
         if not self.is_finished():
             holder = self.held_by()
             if holder is not None:
@@ -230,10 +233,21 @@ class RunDir:
             raise ReidError("run has no summary.json (not finished)", where=str(self.path),
                             fix=f"finish it with `reid run --resume {self.path}`")
         try:
-            return RunSummary.from_json(json.loads(self.summary_path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as e:
+            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
+            if written_without_cmc(data):
+                data = completed_from_log(data, (r for r in self.read_metrics() if r.get("kind") == "epoch"),
+                                          rerank=self._spec_rerank())
+            return RunSummary.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ReidError(f"summary.json cannot be read ({type(e).__name__}: {e})", where=str(self.summary_path),
                             fix="re-run the experiment, or restore the file from a backup") from None
+
+    def _spec_rerank(self) -> bool:
+        """The saved spec's ``eval.rerank`` (False when it cannot be read)."""
+        try:
+            return bool(tomllib.loads(self.spec_text()).get("eval", {}).get("rerank", False))
+        except (ReidError, OSError, tomllib.TOMLDecodeError, AttributeError):
+            return False
 
 
 def environment() -> dict[str, Any]:

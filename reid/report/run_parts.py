@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from reid.engine.summary import EpochMetrics
+from reid.engine.summary import EvaluatedEpoch
 from reid.report.figures import accuracy_figure, loss_figure
 from reid.report.markdown import metric_label
 from reid.report.markdown import bullets, count, num, pct, seconds, table
@@ -20,18 +20,22 @@ from reid.report.runs import Run
 from reid.spec import Spec
 
 #: a score of an evaluated epoch: its label and how to read it
-Score = tuple[str, Callable[[EpochMetrics], "float | None"]]
+Score = tuple[str, Callable[[EvaluatedEpoch], "float | None"]]
 
 
 def scores(ranks: list[int] | tuple[int, ...]) -> list[Score]:
-    """Rank-k for each of ``ranks``, then mAP and mINP.
+    """Rank-k for each of ``ranks``, then mAP and mINP (Rank-k is None past the end of an epoch's CMC: not
+    evaluated that far).
 
     Example:
-        >>> [label for label, _ in scores([1, 5])]
-        ['Rank-1', 'Rank-5', 'mAP', 'mINP']
+        >>> from reid.evaluation import EvalResult
+        >>> epoch = EvaluatedEpoch(1, EvalResult(cmc=(0.5, 0.75), mAP=0.6, mINP=0.4, num_valid=4, num_skipped=0,
+        ...                                      protocol="all", distance="euclidean", normalize=False, ranks=(1,)))
+        >>> [(label, get(epoch)) for label, get in scores([1, 2, 5])]
+        [('Rank-1', 0.5), ('Rank-2', 0.75), ('Rank-5', None), ('mAP', 0.6), ('mINP', 0.4)]
     """
-    return ([(f"Rank-{k}", lambda m, k=k: m.rank(k)) for k in ranks]
-            + [("mAP", lambda m: m.mAP), ("mINP", lambda m: m.mINP)])
+    return ([(f"Rank-{k}", lambda m, k=k: m.result.rank(k) if k <= len(m.result.cmc) else None) for k in ranks]
+            + [("mAP", lambda m: m.result.mAP), ("mINP", lambda m: m.result.mINP)])
 
 
 def loss_name(spec: Spec) -> str:
@@ -70,7 +74,7 @@ def final_table(run: Run) -> str:
     final, best = run.summary.final, run.summary.best
     epochs = [final] if best is None else [final, best]
     rows = [[label, *(pct(get(m)) for m in epochs)] for label, get in scores(run.spec.eval.ranks)]
-    rows.append(["validation loss", *(num(m.val_loss) for m in epochs)])
+    rows.append(["validation loss", *(num(m.result.val_loss) for m in epochs)])
     header = ["metric", f"final (epoch {final.epoch})"] + ([] if best is None else [f"selected (epoch {best.epoch})"])
     return (table(header, rows, align="l" + "r" * len(epochs))
             + f"\n\nModel selection (what picked the checkpoint): {run.summary.selection}.")
@@ -112,7 +116,7 @@ def observations(run: Run) -> str:
     items = [
         f"Rank-1 went from {pct(first['rank1'])} (epoch {first['epoch']}) to {pct(last['rank1'])} (epoch "
         f"{last['epoch']})"
-        + (f"; the selected epoch {best.epoch} has {pct(best.rank(1))}" if best is not None else "")
+        + (f"; the selected epoch {best.epoch} has {pct(best.result.rank(1))}" if best is not None else "")
         + f". mAP: {pct(first['mAP'])} → {pct(last['mAP'])}.",
         f"Training loss (epoch mean): {num(ep[0]['train_loss'])} → {num(ep[-1]['train_loss'])}; validation loss: "
         f"{num(first['val_loss'])} → {num(last['val_loss'])}.",

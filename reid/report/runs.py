@@ -3,7 +3,7 @@
 Example::
 
     run = load_run("runs/quickstart")
-    run.summary.final.rank(1), run.evaluated[-1]["mAP"]
+    run.summary.final.result.rank(1), run.evaluated[-1]["mAP"]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def protocol_line(run: Run) -> str:
     distance = "squared euclidean" if ev.distance == "euclidean" else "cosine (1 − cos)"
     norm = "after L2 normalisation" if ev.normalize or ev.distance == "cosine" else "on raw embeddings"
     flip = "image + mirror averaged" if ev.flip else "no flip averaging"
-    final = run.summary.final
+    final = run.summary.final.result if run.summary.final else None
     skipped = f" ({final.num_skipped} skipped, {final.num_valid} valid)" if final else ""
     return (f"protocol `{ev.protocol}`: {PROTOCOL_RULES[ev.protocol]}{skipped}; {distance} distance "
             f"{norm}, {flip}; stable ranking (ties by gallery order); Rank-k = share of queries with a true match "

@@ -141,7 +141,8 @@ def final_metrics(run: RunDir) -> dict[str, float]:
     final = run.read_summary().final
     if final is None:
         return {}
-    return {f"rank{k}": v for k, v in final.rank_values} | {"mAP": final.mAP, "mINP": final.mINP}
+    result = final.result
+    return {f"rank{k}": result.rank(k) for k in result.ranks} | {"mAP": result.mAP, "mINP": result.mINP}
 
 
 def metric_names(spec: Spec) -> list[str]:

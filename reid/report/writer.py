@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from reid.engine.run_index import headline
 from reid.report.assignment import write_assignment_report
 from reid.report.assignment.roles import declares_role
 from reid.report.comparison import comparison_page
@@ -61,8 +62,7 @@ def write_run_reports(runs: list[Run], out: Path, command: str) -> list[Path]:
         (out / pages[run.path]).write_text(run_page(run, figures, stems[run.path]), encoding="utf-8")
         written.append(out / pages[run.path])
     rows = [[f"[`{r.path}`]({pages[r.path]})", f"`{r.name}`", count(r.summary.epochs),
-             pct(r.summary.final.rank(1) if r.summary.final else None),
-             pct(r.summary.final.mAP if r.summary.final else None)] for r in runs]
+             pct(headline(r.summary.final, rank1=True)), pct(headline(r.summary.final, rank1=False))] for r in runs]
     readme = ["# Run reports", "Every number and figure is computed by `reid report` from the run directories. "
               "Regenerate with:", f"```\n{command}\n```",
               table(["run", "spec", "epochs", "final Rank-1", "final mAP"], rows, align="llrrr")]

@@ -79,7 +79,7 @@ def comparison_table(runs: list[tuple[str, Run]]) -> str:
     ranks = sorted({k for _, r in runs for k in r.spec.eval.ranks})
     rows = [[label, *[pct(get(r.summary.final)) for _, r in runs]] for label, get in scores(ranks)]
     rows += [
-        ["validation loss", *[num(r.summary.final.val_loss) for _, r in runs]],
+        ["validation loss", *[num(r.summary.final.result.val_loss) for _, r in runs]],
         ["training loss", *[loss_name(r.spec) for _, r in runs]],
         ["epochs", *[count(r.summary.epochs) for _, r in runs]],
         ["wall time", *[seconds(r.summary.wall_seconds) for _, r in runs]],
@@ -152,7 +152,7 @@ def comparison_notes(id_run: Run, triplet_run: Run, groups: tuple[SeedGroup, See
     if groups is not None:
         notes = spread_notes(*groups)
     else:
-        a, b = id_run.summary.final, triplet_run.summary.final
+        a, b = id_run.summary.final.result, triplet_run.summary.final.result
         values = {"rank1": (a.rank(1), b.rank(1)), "mAP": (a.mAP, b.mAP)}
         better = {k: higher(x, y) for k, (x, y) in values.items()}
         notes = [f"Final Rank-1: Q8 {pct(a.rank(1))}, Q11 {pct(b.rank(1))} (higher: {better['rank1']}); "

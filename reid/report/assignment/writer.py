@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from reid.engine.run_index import headline
 from reid.report.assignment import data_questions, model_questions, run_questions, visual_questions
 from reid.report.assignment.roles import RUN_COMMANDS, assign_groups, missing_run_line, role_of
 from reid.report.assignment.section import ReportContext, Section
@@ -99,7 +100,7 @@ def runs_table(ctx: ReportContext, by_name: bool) -> str:
         role_text = ", ".join(used) or (f"{role.upper()} (another run answers it)" if role else "comparison only")
         final = run.summary.final
         rows.append([f"`{run.path}`", f"`{run.name}`", role_text, count(run.summary.epochs),
-                     pct(final.rank(1) if final else None), pct(final.mAP if final else None)])
+                     pct(headline(final, rank1=True)), pct(headline(final, rank1=False))])
     return table(["run", "spec", "used for", "epochs", "final Rank-1", "final mAP"], rows, align="lllrrr")
 
 
