@@ -190,7 +190,7 @@ def recipe_spec(recipe: Recipe, data: dict, name: str, epochs: int, protocol_eva
     """``recipe``'s spec with the ``[data]`` table ``data``, ``epochs`` epochs (schedule scaled) and ``protocol_eval``
     laid over its ``[eval]`` table."""
     table = tomllib.loads(load_spec(recipe.spec).to_toml())
-    table.pop("assignment", None)
+    table.pop("role", None)
     table.pop("description", None)
     table["name"], table["data"] = name, data
     table["eval"] = {**table.get("eval", {}), **protocol_eval, "every": epochs}
