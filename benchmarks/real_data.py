@@ -38,8 +38,10 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from benchmarks.markdown_block import markers, write_block
-from benchmarks.timing import machine
+from benchmarks.timing import cpu_snapshot, machine, others_share
 from reid.data.build import carve_validation, prepare_splits, relabel
 from reid.data.formats import Sample, query_gallery_split, scan_folder_identities
 from reid.engine.evaluation import Features, score
@@ -392,6 +394,78 @@ def torchreid_cross_check(python: str, folder: Path) -> list[str]:
     return lines
 
 
+#: rounds of the back-to-back speed measurement (one epoch of each compared method per round, in turns)
+SPEED_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class SpeedRounds:
+    """Training images per second of the compared methods, one epoch each, measured in turns on one machine within
+    minutes (so the ratios hold even where the machine's speed drifts between the long runs), and the share of the
+    CPU other processes used meanwhile."""
+
+    rounds: list[dict[str, float]]
+    others_share: float
+    cpu: str
+
+    def save(self, path: Path) -> None:
+        """Write as JSON."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> SpeedRounds:
+        """Read what :meth:`save` wrote."""
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def mean(self, method: str) -> float:
+        """Mean images per second of ``method`` over the rounds.
+
+        Example:
+            >>> SpeedRounds([{"a": 100.0}, {"a": 120.0}], 0.0, "cpu").mean("a")
+            110.0
+        """
+        return sum(r[method] for r in self.rounds) / len(self.rounds)
+
+
+def measure_speed(split: Split, reid_spec: Spec, python: str | None, folder: Path) -> SpeedRounds:
+    """One epoch of reid (``reid_spec``, a one-epoch spec), of the plain loop and of torchreid (when ``python`` is
+    given), in turns for :data:`SPEED_ROUNDS` rounds: each method's training images per second."""
+    def reid_speed(k: int) -> float:
+        run_reid(reid_spec, folder / f"reid-{k}", 1)
+        return RunDir(folder / f"reid-{k}" / "seed-0").read_summary().mean_images_per_second
+
+    def plain_speed(k: int) -> float:
+        _, seconds, images = plain_loop(split.train, 1, k)
+        return images / seconds
+
+    def torchreid_speed(k: int) -> float:
+        out = folder / f"torchreid-{k}.pt"
+        train_torchreid(split, 1, k, python, out)
+        got = torch.load(out, weights_only=True)
+        return got["images"] / got["train_seconds"]
+
+    methods: dict[str, Callable[[int], float]] = {"reid": reid_speed, "plain": plain_speed}
+    if python:
+        methods["torchreid"] = torchreid_speed
+    before, rounds = cpu_snapshot(), []
+    for k in range(SPEED_ROUNDS):
+        rounds.append({name: measure(k) for name, measure in methods.items()})
+    return SpeedRounds(rounds, others_share(before, cpu_snapshot()), cpu_name())
+
+
+def speed_table(speed: SpeedRounds) -> list[str]:
+    """The back-to-back speed measurement as a table, with each method's ratio to the plain loop."""
+    labels = {"reid": "reid, the chosen variant (bf16 autocast where the CPU has it)", "plain": "plain PyTorch loop (fp32)",
+              "torchreid": "torchreid (fp32)"}
+    lines = ["| method | " + " | ".join(f"round {k + 1} img/s" for k in range(len(speed.rounds)))
+             + " | mean img/s | × plain loop |", "|---|" + "---|" * (len(speed.rounds) + 2)]
+    for name in speed.rounds[0]:
+        lines.append(f"| {labels[name]} | " + " | ".join(f"{r[name]:.0f}" for r in speed.rounds)
+                     + f" | {speed.mean(name):.0f} | {speed.mean(name) / speed.mean('plain'):.2f} |")
+    return lines
+
+
 def mean_std(values: list[float]) -> str:
     """``mean ± std`` in % (one decimal; the spread only with two or more values).
 
@@ -426,9 +500,24 @@ def choice_table(choice: VariantChoice, torchreid_val: Scores | None) -> list[st
     return lines
 
 
+def true_matches(query: list[Sample], gallery: list[Sample]) -> set[int]:
+    """How many gallery images count as true matches of a query under the Market protocol (same identity, other
+    camera), over the queries.
+
+    Example:
+        >>> q = [Sample("a", 1, 0)]
+        >>> sorted(true_matches(q, [Sample("b", 1, 0), Sample("c", 1, 1), Sample("d", 2, 1)]))
+        [1]
+    """
+    of_identity = Counter(s.pid for s in gallery)
+    of_identity_and_camera = Counter((s.pid, s.camid) for s in gallery)
+    return {of_identity[q.pid] - of_identity_and_camera[q.pid, q.camid] for q in query}
+
+
 def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]], epochs: int, split: Split,
-            info: dict, notes: list[str], choice: list[str]) -> str:
-    """The BENCHMARKS.md block (``choice``: the lines of :func:`choice_table`, or none)."""
+            info: dict, notes: list[str], choice: list[str], speed: SpeedRounds | None) -> str:
+    """The BENCHMARKS.md block (``choice``: the lines of :func:`choice_table`, or none; ``speed``: the back-to-back
+    measurement, or none)."""
     labels = {r.name: f"reid {r.label} (`{r.spec}`)" for r in RECIPES}
     head = ("| method | seeds | Rank-1 | mAP | mINP | CUHK01 Rank-1 | CUHK01 mAP | CUHK01 mINP | img/s (training) "
             "| wall min | trained on |")
@@ -438,6 +527,8 @@ def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]
     ranking = [f"| {r.name} | {mean_std([m.test.rank1 for m in synthetic[r.name]])} | {synth_rank[r.name]} | "
                f"{mean_std([m.test.rank1 for m in real[r.name]])} | {real_rank[r.name]} |"
                for r in RECIPES if r.name in synthetic and r.name in real]
+    one_match = ("; each CUHK01 query has exactly one true match there, the other camera's image of its identity, so "
+                 "its mAP equals its mINP" if true_matches(split.cross_query, split.cross_gallery) == {1} else "")
     return "\n".join([
         BEGIN,
         f"Written on {_dt.date.today().isoformat()} by `python -m benchmarks.real_data` on {info['cpu']} "
@@ -446,13 +537,16 @@ def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]
         f"images at 128×64) and was scored by reid's evaluation: Rank-1 / mAP / mINP in % on identities 0743–0842 "
         f"({len(split.query)} queries, {len(split.gallery)} gallery images: one query per identity and camera, "
         f"Market protocol) and on all of CUHK01 ({len(split.cross_query)} queries, {len(split.cross_gallery)} gallery "
-        "images). Mean ± sample std over seeds where more than one ran. img/s: training images per "
+        f"images{one_match}). Mean ± sample std over seeds where more than one ran. img/s: training images per "
         "second (reid: the run's mean; plain loop and torchreid: images over the training loop's time). "
         "Wall: training and evaluation.",
         "",
         head,
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *[row(labels.get(k, k), real[k]) for k in order],
+        *(["", f"Training speed measured back to back, so the ratios are fair where the img/s above (runs hours apart) "
+           f"are not: one epoch of each method in turns, {len(speed.rounds)} rounds, on {speed.cpu}; other processes "
+           f"used {speed.others_share:.0%} of the CPU meanwhile.", "", *speed_table(speed)] if speed else []),
         "",
         f"Ranking by Rank-1: the synthetic default (q8's 230 / 49 split, leave-one-out, {epochs} epochs) against "
         "CUHK03 (above):",
@@ -488,6 +582,7 @@ def main() -> None:
     results: dict[str, dict[str, list[Measured]]] = {"real": {}, "synthetic": {}}
     compared_seeds, choice_lines = args.compared_seeds or args.seeds, []
     split = Split.of(args.cuhk03.resolve(), args.cuhk01.resolve())
+    speed_path = args.runs / "speed" / "speed.json"
     for part, data, protocol_eval, cross in parts:
         for recipe in RECIPES:
             folder = args.runs / part / recipe.name
@@ -511,6 +606,9 @@ def main() -> None:
                     label = (f"reid {tuned.label}, variant {choice.best} chosen on validation "
                              f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
                     results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
+                if not speed_path.is_file() and not args.no_train:
+                    measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
+                                  args.torchreid_python, speed_path.parent).save(speed_path)
                 val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
                 if args.torchreid_python and not val_out.is_file() and not args.no_train:
                     train_torchreid(Split.validation(args.cuhk03.resolve()), args.epochs, 0, args.torchreid_python,
@@ -534,7 +632,8 @@ def main() -> None:
     notes_file = args.runs / "notes.md"
     notes = checks + ([f"- {line}" for line in notes_file.read_text(encoding="utf-8").splitlines() if line]
                       if notes_file.is_file() else [])
-    text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes, choice_lines)
+    speed = SpeedRounds.load(speed_path) if speed_path.is_file() else None
+    text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes, choice_lines, speed)
     print(text)
     if args.out:
         write_block(args.out, text + "\n", BEGIN, END)
