@@ -139,6 +139,12 @@ def choose_variant(recipe: Recipe, data: dict, epochs: int, folder: Path, train:
     return VariantChoice(scores)
 
 
+def save_json(record, path: Path) -> None:
+    """Write a dataclass instance as JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Scores:
     """Rank-1, mAP and mINP of one evaluation."""
@@ -166,14 +172,9 @@ class Measured:
     wall_seconds: float
     device: str
 
-    def save(self, path: Path) -> None:
-        """Write as JSON."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-
     @classmethod
     def load(cls, path: Path) -> Measured:
-        """Read what :meth:`save` wrote."""
+        """Read what :func:`save_json` wrote."""
         d = json.loads(path.read_text(encoding="utf-8"))
         return cls(**{**d, "test": Scores(**d["test"]), "cross": Scores(**d["cross"]) if d["cross"] else None})
 
@@ -408,14 +409,9 @@ class SpeedRounds:
     others_share: float
     cpu: str
 
-    def save(self, path: Path) -> None:
-        """Write as JSON."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-
     @classmethod
     def load(cls, path: Path) -> SpeedRounds:
-        """Read what :meth:`save` wrote."""
+        """Read what :func:`save_json` wrote."""
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
     def mean(self, method: str) -> float:
@@ -607,8 +603,9 @@ def main() -> None:
                              f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
                     results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
                 if not speed_path.is_file() and not args.no_train:
-                    measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
-                                  args.torchreid_python, speed_path.parent).save(speed_path)
+                    speed = measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
+                                  args.torchreid_python, speed_path.parent)
+                    save_json(speed, speed_path)
                 val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
                 if args.torchreid_python and not val_out.is_file() and not args.no_train:
                     train_torchreid(Split.validation(args.cuhk03.resolve()), args.epochs, 0, args.torchreid_python,
@@ -621,7 +618,7 @@ def main() -> None:
                 for seed in range(compared_seeds):
                     path = args.runs / method / f"seed-{seed}.json"
                     if not path.is_file() and not args.no_train and (method != "torchreid" or args.torchreid_python):
-                        measure(seed).save(path)
+                        save_json(measure(seed), path)
                 got = sorted((args.runs / method).glob("seed-*.json")) if (args.runs / method).is_dir() else []
                 if got:
                     label = ("plain PyTorch loop (torchvision ResNet-18, CE, Adam 1e-3, flip, batch 32, fp32)"
