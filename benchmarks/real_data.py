@@ -604,7 +604,7 @@ def main() -> None:
                     results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
                 if not speed_path.is_file() and not args.no_train:
                     speed = measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
-                                  args.torchreid_python, speed_path.parent)
+                                                 args.torchreid_python, speed_path.parent)
                     save_json(speed, speed_path)
                 val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
                 if args.torchreid_python and not val_out.is_file() and not args.no_train:
