@@ -8,7 +8,10 @@ not counted: they run late, which is how an upper floor is reached on purpose (`
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
+
+import pytest
 
 import reid
 
@@ -64,3 +67,46 @@ def test_only_the_report_and_the_command_line_reach_the_assignment():
                      else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             reaching += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "reid.report.assignment" or n.startswith("reid.report.assignment.")]
     assert reaching == []
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """``{module of reid: modules of reid it imports at module level}``, relative imports resolved; ``from a.b import
+    c`` points at ``a.b.c`` when that is a module, else at ``a.b`` (the parent packages Python loads on the way are
+    not counted: every submodule would otherwise form a circle with its package's ``__init__``)."""
+    modules = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: list[str] = []
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                targets += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *([base] if base else [])])
+                targets += [f"{base}.{a.name}" if known(f"{base}.{a.name}") == f"{base}.{a.name}" else base for a in node.names]
+        edges[name] = {known(t) for t in targets if t.split(".")[0] == "reid" and known(t) not in ("", name)}
+    return edges
+
+
+def test_no_module_imports_itself_back_through_others():
+    """The whole module graph, not only the floors: no circle of any length (e.g. data.build → data.imageset →
+    data.build, the one issue 25 removed)."""
+    edges = _module_imports()
+    assert "reid.errors" in edges["reid.spec"]  # the graph is read: the spec raises reid's errors
+    with pytest.raises(graphlib.CycleError):  # and a circle would be seen
+        graphlib.TopologicalSorter({**edges, "reid.errors": edges["reid.errors"] | {"reid.spec"}}).prepare()
+    try:
+        graphlib.TopologicalSorter(edges).prepare()
+    except graphlib.CycleError as error:
+        raise AssertionError(f"import circle: {' → '.join(error.args[1])}") from None
