@@ -25,8 +25,8 @@ query / gallery (identities 0743–0842: one query per identity and camera, Mark
 Results are kept per method and seed under ``--runs`` (default ``runs/real``); a second call skips what is done.
 
 Usage:
-    python -m benchmarks.real_data --epochs 8 --seeds 1 --compared-seeds 3 --torchreid-python /tmp/treid-venv/bin/python
-    python -m benchmarks.real_data --epochs 8 --seeds 1 --no-train --out BENCHMARKS.md
+    python -m benchmarks.real_data --epochs 8 --seeds 3 --compared-seeds 3 --torchreid-python /tmp/treid-venv/bin/python
+    python -m benchmarks.real_data --epochs 8 --seeds 3 --compared-seeds 3 --no-train --out BENCHMARKS.md
 """
 
 from __future__ import annotations
