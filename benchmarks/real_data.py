@@ -369,6 +369,12 @@ def torchreid_scores(out: Path) -> tuple[Scores, Scores]:
     return scores[0], scores[1]
 
 
+def torchreid_images_per_second(saved: dict) -> float:
+    """Training images per second of a torchreid run: the images over the training loop's seconds, as
+    ``benchmarks/real_data_torchreid.py`` recorded them in its output."""
+    return saved["images"] / saved["train_seconds"]
+
+
 def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder: Path) -> Measured:
     """Train with torchreid and score its features."""
     out = folder / f"seed-{seed}.pt"
@@ -376,7 +382,7 @@ def measure_torchreid(split: Split, epochs: int, seed: int, python: str, folder:
     got = torch.load(out, weights_only=True)
     test, cross = torchreid_scores(out)
     return Measured(f"torchreid {got['torchreid']}", seed, epochs, test, cross,
-                    got["images"] / got["train_seconds"], wall, f"{cpu_name()} (fp32)")
+                    torchreid_images_per_second(got), wall, f"{cpu_name()} (fp32)")
 
 
 def torchreid_cross_check(python: str, folder: Path) -> list[str]:
@@ -438,8 +444,7 @@ def measure_speed(split: Split, reid_spec: Spec, python: str | None, folder: Pat
     def torchreid_speed(k: int) -> float:
         out = folder / f"torchreid-{k}.pt"
         train_torchreid(split, 1, k, python, out)
-        got = torch.load(out, weights_only=True)
-        return got["images"] / got["train_seconds"]
+        return torchreid_images_per_second(torch.load(out, weights_only=True))
 
     methods: dict[str, Callable[[int], float]] = {"reid": reid_speed, "plain": plain_speed}
     if python:
