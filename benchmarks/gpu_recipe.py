@@ -33,7 +33,6 @@ Usage (on the device machine, through benchmarks/gpu_recipe.sh)::
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -50,8 +49,9 @@ from typing import Callable
 
 import torch
 
-from benchmarks.gpu_check import dataloader_loop, markdown_table, met, synced
-from benchmarks.markdown_block import markers, write_block
+from benchmarks.device_call import DeviceCall, call_parser
+from benchmarks.gpu_check import dataloader_loop, met, synced
+from benchmarks.markdown_block import markers
 from benchmarks.timing import cpu_model
 from benchmarks.workload import Workload
 from reid.data.build import build_data, prepare_splits
@@ -295,8 +295,8 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def rows(r: dict) -> list[tuple[str, str, str, str]]:
-    """(check, measured, target, met) rows of the table from the results ``r``."""
+def checks(r: dict) -> list[tuple[str, str, str, str]]:
+    """(check, measured, target, met) rows of the table from the results ``r`` (failed sections: :class:`DeviceCall`)."""
     out: list[tuple[str, str, str, str]] = []
     if "data" in r:
         d = r["data"]
@@ -331,17 +331,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     if "wall_s" in r:
         out.append(("the whole call (render, decode, plain loop, recipe)", _minutes(r["wall_s"]),
                     f"≤ {_minutes(TARGETS['wall_s'])}", met(r["wall_s"] <= TARGETS["wall_s"])))
-    for name, message in r.get("errors", {}).items():
-        out.append((f"{name}: error", message, "", "NO"))
     return out
 
 
-def block(r: dict, source: str) -> str:
-    """The BENCHMARKS.md block of the results ``r`` (read from ``source``)."""
-    lines = [BEGIN, f"Measured by `bash benchmarks/gpu_recipe.sh` on {r['date']} on {r['device']}, torch {r['torch']} "
-             f"(numbers: `{source}`, rendered by `python -m benchmarks.gpu_recipe --from-json`).", "",
-             markdown_table(rows(r)), END]
-    return "\n".join(lines) + "\n"
+CALL = DeviceCall("gpu_recipe", "benchmarks/gpu_recipe.sh", checks, BEGIN, END)
 
 
 def run_recipe(spec_path: str | Path = DEFAULT_SPEC, smoke: bool = False, cache_dir: str | None = None,
@@ -396,36 +389,13 @@ def run_recipe(spec_path: str | Path = DEFAULT_SPEC, smoke: bool = False, cache_
 
 def main() -> None:
     """Command-line entry: run the call (or read a past one), print the table, optionally write JSON / BENCHMARKS.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = call_parser(__doc__, SIZES["gpu"]["budget_s"])
     parser.add_argument("--spec", default=DEFAULT_SPEC, help=f"the recipe (default {DEFAULT_SPEC})")
-    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, same code path (seconds)")
-    parser.add_argument("--budget", type=float, help="seconds the whole call may take (default 500 on a GPU)")
-    parser.add_argument("--since", type=float, help="count the budget from this Unix time (the calling script's start)")
-    parser.add_argument("--work", type=Path, help="folder for the recipe's run directory and log (default: temporary)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="more --set overrides of the recipe")
-    parser.add_argument("--json", type=Path, help="write all numbers here, after each section")
-    parser.add_argument("--from-json", type=Path, help="measure nothing: render the table of a past call")
-    parser.add_argument("--out", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
-    if args.from_json:
-        r, source = json.loads(args.from_json.read_text(encoding="utf-8")), str(args.from_json)
-    else:
-        if not args.cpu_smoke and not torch.cuda.is_available():
-            sys.exit("gpu_recipe: no CUDA GPU visible (use --cpu-smoke to exercise the script on the CPU)")
-
-        def save(so_far: dict) -> None:
-            if args.json:
-                args.json.write_text(json.dumps(so_far, indent=1, default=str))
-
-        r = run_recipe(args.spec, smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"), work=args.work,
-                       budget_s=args.budget, extra_sets=args.sets, since=args.since, saved=save)
-        source = str(args.json or "(not saved)")
-    print(f"\n{r['device']} · torch {r['torch']}\n")
-    print(markdown_table(rows(r)))
-    if args.out:
-        write_block(args.out, block(r, source), BEGIN, END)
-    if not args.from_json:
-        sys.exit(1 if r["errors"] else 0)
+    CALL.main(args, lambda save: run_recipe(
+        args.spec, smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"), work=args.work, budget_s=args.budget,
+        extra_sets=args.sets, since=args.since, saved=save))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
-from benchmarks.gpu_recipe import BEGIN, DEFAULT_SPEC, END, Watcher, main, rows, run_recipe
+from benchmarks.gpu_recipe import BEGIN, CALL, DEFAULT_SPEC, END, Watcher, main, run_recipe
+from device_calls import rendered_twice
 
 #: The recipe the call trains; the ResNet-50 strong baseline stands in until the BoT spec is in the repository.
 SPEC = DEFAULT_SPEC if Path(DEFAULT_SPEC).is_file() else "specs/market1501-r50.toml"
@@ -25,7 +24,7 @@ def test_cpu_smoke_runs_data_plain_loop_and_the_recipe_section_by_section(tmp_pa
     assert rec["epochs"] == rec["epochs_planned"] == 1
     assert rec["img_s"] > 0 and r["plain"]["img_s"] > 0 and rec["rank1"] is not None and rec["mAP"] > 0
     assert rec["busy"] is None and rec["train_window_s"] >= 0  # no GPU to sample, but the window was watched
-    checks = {row[0]: row for row in rows(r)}
+    checks = {row[0]: row for row in CALL.rows(r)}
     assert any(c.startswith("`reid run` of") and row[3] == "yes" for c, row in checks.items())
     assert any(c.startswith("reid over the plain loop") for c in checks)
 
@@ -36,13 +35,7 @@ def test_a_past_call_is_rendered_between_its_markers(tmp_path, monkeypatch, caps
                                            "model": "torchvision resnet50"},
                "recipe": {"epochs_planned": 120, "epochs": 120, "rc": 0, "wall_s": 400.0, "images": 1443840,
                           "train_s": 360.0, "img_s": 4010.7, "busy": 0.9, "busy_run": 0.8, "rank1": 0.5, "mAP": 0.25}}
-    source, md = tmp_path / "call.json", tmp_path / "BENCHMARKS.md"
-    source.write_text(json.dumps(numbers))
-    md.write_text("# Benchmarks\n\nbefore\n")
-    for _ in range(2):  # the second write replaces the first block
-        monkeypatch.setattr(sys, "argv", ["gpu_recipe", "--from-json", str(source), "--out", str(md)])
-        main()
-    text = md.read_text()
+    text = rendered_twice(main, numbers, tmp_path, monkeypatch)
     assert text.startswith("# Benchmarks\n\nbefore\n") and text.count(BEGIN) == 1 and END in text
     assert "| reid training img/s (1,443,840 images in 120 epochs) | 4011 | ≥ 4000 | yes |" in text
     assert "| reid over the plain loop | ×2.01 | ≥ 2× | yes |" in text
