@@ -9,7 +9,7 @@
 # The table, the log and the JSON numbers land in $OUT (gpu_check.md, gpu_check.log, gpu_check.json).
 #
 # .whl holds what the device image lacks (pydantic, pydantic-core, annotated-types, typing-inspection,
-# typing-extensions, fvcore, iopath, yacs, termcolor, tomli-w, safetensors; ~3.4 MB, ignored through .git/info/exclude).
+# typing-extensions, fvcore, iopath, yacs, termcolor, tomli-w, safetensors; ~3.4 MB, ignored through .gitignore).
 # Recreate it on the development machine with (see BENCHMARKS.md):
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
