@@ -130,3 +130,20 @@ def test_unknown_arch_is_one_line_listing_the_choices(cli):
     code, out, err = cli("inspect", "--arch", "resnet99")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "--arch" in err and "resnet152" in err and "timm:<name>" in err
+
+
+def test_a_spec_with_imagenet_weights_is_inspected_without_fetching_them(cli, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("reid inspect fetched weights it does not need")
+
+    monkeypatch.setattr("reid.model.pretrained.download", no_download)
+    monkeypatch.setenv("TORCH_HOME", "/nonexistent-torch-home")  # nothing cached to load either
+    code, _, err = cli("inspect", "specs/market1501-bot.toml", "--params")  # its classifier's size needs the data
+    assert code == 2 and "--num-classes N" in err and "751 for Market-1501" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = cli("inspect", "specs/market1501-bot.toml", "--params", "--num-classes", "751")
+    assert code == 0 and "Total params:" in out
+    assert "pretrained = 'imagenet' not loaded" in out and "--pretrained imagenet" in out
+    code, out, _ = cli("inspect", "specs/market1501-bot.toml", "--num-classes", "751", "--format", "json")
+    data = json.loads(out)
+    assert data["weights_not_loaded"] == "imagenet" and data["pretrained"] is None
+    assert data["config"]["model"]["pretrained"] == "none"

@@ -109,7 +109,12 @@ def _training_identities(data: DataSpec) -> int:
     if data.dataset == "synthetic":
         n = training_identity_count(data.identities, data.train_ids, data.train_fraction)
         return min(n, data.limit_ids or n)
-    return len({s.pid for s in prepare_splits(data).train})
+    try:
+        return len({s.pid for s in prepare_splits(data).train})
+    except ReidError as e:  # the network needs only the count: say how to give it without the data
+        raise ReidError(e.what, where=e.where, fix=f"{e.fix or 'point data.root at the dataset'}; or inspect without "
+                        "the data by giving the classifier size: --num-classes N (its training identities, "
+                        "751 for Market-1501)") from None
 
 
 def _describe(m: Mismatch) -> str:
@@ -140,9 +145,13 @@ def inspect_command(
     """
     spec = spec or spec_option
     loaded = load_spec(spec) if spec is not None else None
+    base = loaded.model if loaded else ModelSpec()
+    # the table and FLOPs need no weights: a spec's are loaded only when --pretrained asks (no download to inspect)
+    skipped = base.pretrained if pretrained is None and base.pretrained != "none" else None
     model_spec = _model_spec(
-        loaded.model if loaded else ModelSpec(),
-        {"arch": arch, "layers": parse_layers(layers) if layers else None, "last_stride": last_stride, "pooling": pooling, "pretrained": pretrained},
+        base,
+        {"arch": arch, "layers": parse_layers(layers) if layers else None, "last_stride": last_stride, "pooling": pooling,
+         "pretrained": pretrained if pretrained is not None else "none"},
     )
     head_spec = _head_spec(loaded.head if loaded else HeadSpec(type="none"), head)
     if input_size:
@@ -157,6 +166,7 @@ def inspect_command(
     show_table = params or not flops
     result = _inspect(model, model_spec, size, show_table, flops, check)
     result["config"] = {"model": model_spec.model_dump(mode="json"), "head": head_spec.model_dump(mode="json"), "num_classes": num_classes, "input_size": list(size)}
+    result["weights_not_loaded"] = skipped
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(result, indent=2))  # keys in table order (stages), not sorted
     else:
@@ -208,6 +218,9 @@ def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int]
 def _print_text(result: dict) -> None:
     out = Console(highlight=False)
     report = result["pretrained"]
+    if result.get("weights_not_loaded"):
+        out.print(f"weights: the spec's pretrained = {result['weights_not_loaded']!r} not loaded (the table needs none); "
+                  f"add --pretrained {result['weights_not_loaded']} to check that they load", soft_wrap=True)
     if report:
         discarded = ", ".join(report["discarded"]) or "none"
         out.print(
