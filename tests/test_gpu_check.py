@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
-from benchmarks.gpu_check import QUICKSTART_SETS, rows, run_check, table
+from benchmarks.gpu_check import QUICKSTART_SETS, main, rows, run_check, table
 from reid.spec import load_spec
 
 
@@ -28,7 +27,7 @@ def test_the_quickstart_overrides_still_validate():
     assert spec.runtime.device == "cuda" and spec.schedule.epochs == 2
 
 
-def test_a_past_check_is_rendered_into_benchmarks_between_its_markers(tmp_path):
+def test_a_past_check_is_rendered_into_benchmarks_between_its_markers(tmp_path, monkeypatch):
     numbers = {"device": "NVIDIA Test", "torch": "2.x", "date": "2026-01-02", "errors": {},
                "tests": {"rc": 0, "seconds": 9.0, "passed": 5},
                "quickstart": {"rc": 0, "seconds": 12.0, "rank1": 0.0204, "mAP": 0.01},
@@ -39,8 +38,8 @@ def test_a_past_check_is_rendered_into_benchmarks_between_its_markers(tmp_path):
     numbers["date"], numbers["conv"] = "2026-01-03", {"tflops": 321.0}
     (tmp_path / "check2.json").write_text(json.dumps(numbers))
     for files in (["check.json"], ["check.json", "check2.json"]):  # the second write replaces the first block
-        subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--from-json", *(str(tmp_path / f) for f in files),
-                        "--out", str(md)], check=True, capture_output=True)
+        monkeypatch.setattr(sys, "argv", ["gpu_check", "--from-json", *(str(tmp_path / f) for f in files), "--out", str(md)])
+        main()
     text = md.read_text()
     assert "on 2026-01-03 on NVIDIA Test" in text and "Across 2 checks: bf16 conv peak 321–321 TFLOP/s" in text
     assert text.startswith("# Benchmarks\n\nbefore\n") and text.count("<!-- gpu_check: begin") == 1
