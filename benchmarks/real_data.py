@@ -563,6 +563,61 @@ def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]
     ])
 
 
+PLAIN_LABEL = "plain PyTorch loop (torchvision ResNet-18, CE, Adam 1e-3, flip, batch 32, fp32)"
+TORCHREID_LABEL = "torchreid (ResNet-18, softmax + label smoothing, Adam 3e-4, flip, batch 32, fp32)"
+
+
+def reid_runs(recipe: Recipe, data: dict, part: str, protocol_eval: dict, cross: Path | None, seeds: int,
+              args: argparse.Namespace) -> list[Measured]:
+    """Train ``recipe`` on one side (``part``: real or synthetic) unless ``--no-train``, and read its finished seeds."""
+    folder = args.runs / part / recipe.name
+    if not args.no_train:
+        run_reid(recipe_spec(recipe, data, f"{recipe.name}-{part}", args.epochs, protocol_eval), folder, seeds)
+    return [reid_measured(run, recipe.name, cross) for run in finished_runs(folder)] if folder.is_dir() else []
+
+
+def chosen_variant(data: dict, protocol_eval: dict, split: Split, seeds: int,
+                   args: argparse.Namespace) -> tuple[dict[str, list[Measured]], list[str]]:
+    """Choose :data:`TUNED`'s variant on held-out training identities, train it on the real side, measure the
+    back-to-back speed with it and torchreid's validation scores; its rows (by label) and the choice table."""
+    tuned = next(r for r in RECIPES if r.name == TUNED)
+    choice = choose_variant(tuned, data, args.epochs, args.runs / "choice", not args.no_train)
+    if choice is None:
+        return {}, []
+    chosen = Recipe(f"{TUNED}-{choice.best}", tuned.spec, tuned.label, (*tuned.changes, *VARIANTS[choice.best]))
+    label = (f"reid {tuned.label}, variant {choice.best} chosen on validation "
+             f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
+    runs = reid_runs(chosen, data, "real", protocol_eval, args.cuhk01.resolve(), seeds, args)
+    speed_path = args.runs / "speed" / "speed.json"
+    if not speed_path.is_file() and not args.no_train:
+        speed = measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
+                              args.torchreid_python, speed_path.parent)
+        save_json(speed, speed_path)
+    val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
+    if args.torchreid_python and not val_out.is_file() and not args.no_train:
+        train_torchreid(Split.validation(args.cuhk03.resolve()), args.epochs, 0, args.torchreid_python, val_out)
+    lines = choice_table(choice, torchreid_scores(val_out)[0] if val_out.is_file() else None)
+    return ({label: runs} if runs else {}), lines
+
+
+def compared_methods(split: Split, seeds: int, args: argparse.Namespace) -> dict[str, list[Measured]]:
+    """The plain loop and torchreid on the real split: each seed measured once (unless ``--no-train``), then read."""
+    measures = {"plain": (PLAIN_LABEL, lambda seed: measure_plain(split, args.epochs, seed)),
+                "torchreid": (TORCHREID_LABEL, lambda seed: measure_torchreid(
+                    split, args.epochs, seed, args.torchreid_python, args.runs / "torchreid"))}
+    rows = {}
+    for method, (label, measure) in measures.items():
+        can_train = not args.no_train and (method != "torchreid" or args.torchreid_python)
+        for seed in range(seeds):
+            path = args.runs / method / f"seed-{seed}.json"
+            if can_train and not path.is_file():
+                save_json(measure(seed), path)
+        got = sorted((args.runs / method).glob("seed-*.json"))
+        if got:
+            rows[label] = [Measured.load(p) for p in got]
+    return rows
+
+
 def main() -> None:
     """Train what is missing, then print (and with ``--out`` write) the section."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -577,65 +632,23 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="only read what is finished")
     parser.add_argument("--out", type=Path, help="write the section into this Markdown file (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
-    real_eval = {"protocol": "market", "select_on": "none"}
-    parts = [("real", real_data_table(args.cuhk03.resolve()), real_eval, args.cuhk01.resolve()),
-             ("synthetic", synthetic_data_table(), {"protocol": load_spec("specs/q8.toml").eval.protocol}, None)]
-    results: dict[str, dict[str, list[Measured]]] = {"real": {}, "synthetic": {}}
-    compared_seeds, choice_lines = args.compared_seeds or args.seeds, []
+    compared_seeds = args.compared_seeds or args.seeds
     split = Split.of(args.cuhk03.resolve(), args.cuhk01.resolve())
-    speed_path = args.runs / "speed" / "speed.json"
-    for part, data, protocol_eval, cross in parts:
-        for recipe in RECIPES:
-            folder = args.runs / part / recipe.name
-            if not args.no_train:
-                run_reid(recipe_spec(recipe, data, f"{recipe.name}-{part}", args.epochs, protocol_eval), folder,
-                         args.seeds)
-            runs = [reid_measured(run, recipe.name, cross) for run in finished_runs(folder)] if folder.is_dir() else []
-            if runs:
-                results[part][recipe.name] = runs
-        if part == "real":
-            tuned = next(r for r in RECIPES if r.name == TUNED)
-            choice = choose_variant(tuned, data, args.epochs, args.runs / "choice", not args.no_train)
-            if choice is not None:
-                chosen = Recipe(f"{TUNED}-{choice.best}", tuned.spec, tuned.label,
-                                (*tuned.changes, *VARIANTS[choice.best]))
-                folder = args.runs / part / chosen.name
-                if not args.no_train:
-                    run_reid(recipe_spec(chosen, data, f"{chosen.name}-{part}", args.epochs, protocol_eval), folder,
-                             compared_seeds)
-                if folder.is_dir() and finished_runs(folder):
-                    label = (f"reid {tuned.label}, variant {choice.best} chosen on validation "
-                             f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
-                    results[part][label] = [reid_measured(r, chosen.name, cross) for r in finished_runs(folder)]
-                if not speed_path.is_file() and not args.no_train:
-                    speed = measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
-                                                 args.torchreid_python, speed_path.parent)
-                    save_json(speed, speed_path)
-                val_out = args.runs / "choice" / "torchreid" / "seed-0.pt"
-                if args.torchreid_python and not val_out.is_file() and not args.no_train:
-                    train_torchreid(Split.validation(args.cuhk03.resolve()), args.epochs, 0, args.torchreid_python,
-                                    val_out)
-                choice_lines = choice_table(choice, torchreid_scores(val_out)[0] if val_out.is_file() else None)
-            for method, measure in (("plain", lambda seed: measure_plain(split, args.epochs, seed)),
-                                    ("torchreid", lambda seed: measure_torchreid(split, args.epochs, seed,
-                                                                                 args.torchreid_python,
-                                                                                 args.runs / "torchreid"))):
-                for seed in range(compared_seeds):
-                    path = args.runs / method / f"seed-{seed}.json"
-                    if not path.is_file() and not args.no_train and (method != "torchreid" or args.torchreid_python):
-                        save_json(measure(seed), path)
-                got = sorted((args.runs / method).glob("seed-*.json")) if (args.runs / method).is_dir() else []
-                if got:
-                    label = ("plain PyTorch loop (torchvision ResNet-18, CE, Adam 1e-3, flip, batch 32, fp32)"
-                             if method == "plain" else "torchreid (ResNet-18, softmax + label smoothing, Adam 3e-4, "
-                             "flip, batch 32, fp32)")
-                    results["real"][label] = [Measured.load(p) for p in got]
+    real_data, real_eval = real_data_table(args.cuhk03.resolve()), {"protocol": "market", "select_on": "none"}
+    synthetic_eval = {"protocol": load_spec("specs/q8.toml").eval.protocol}
+    real = {r.name: runs for r in RECIPES
+            if (runs := reid_runs(r, real_data, "real", real_eval, args.cuhk01.resolve(), args.seeds, args))}
+    synthetic = {r.name: runs for r in RECIPES
+                 if (runs := reid_runs(r, synthetic_data_table(), "synthetic", synthetic_eval, None, args.seeds, args))}
+    variant_rows, choice_lines = chosen_variant(real_data, real_eval, split, compared_seeds, args)
+    real |= variant_rows | compared_methods(split, compared_seeds, args)
     checks = torchreid_cross_check(args.torchreid_python, args.runs / "torchreid") if args.torchreid_python else []
     notes_file = args.runs / "notes.md"
     notes = checks + ([f"- {line}" for line in notes_file.read_text(encoding="utf-8").splitlines() if line]
                       if notes_file.is_file() else [])
+    speed_path = args.runs / "speed" / "speed.json"
     speed = SpeedRounds.load(speed_path) if speed_path.is_file() else None
-    text = section(results["real"], results["synthetic"], args.epochs, split, machine(), notes, choice_lines, speed)
+    text = section(real, synthetic, args.epochs, split, machine(), notes, choice_lines, speed)
     print(text)
     if args.out:
         write_block(args.out, text + "\n", BEGIN, END)
