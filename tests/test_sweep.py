@@ -17,7 +17,9 @@ from reid.sweep.plan import RunState, build_plan
 from reid.sweep.slurm import JOBS_FILE, SlurmResources, run_slurm, still_queued, submitted_jobs
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
 
-SPEC = 'name = "tiny-sweep"\n' + TINY_DATA + FP32_DETERMINISTIC + """
+SPEC = 'name = "tiny-sweep"\n' + TINY_DATA + FP32_DETERMINISTIC + """tensorboard = false
+[model]
+layers = [1, 1, 1, 1]
 [schedule]
 epochs = 1
 max_iters_per_epoch = 2

@@ -21,8 +21,10 @@ log_every = 1
 
 def small_run(name: str, seed: int, epochs: int, threads: int = 1) -> str:
     """A whole spec that trains a one-block-per-stage ResNet with the ID loss on :data:`TINY_DATA` in seconds,
-    deterministically in fp32 (the fault tests compare interrupted runs with uninterrupted ones)."""
+    deterministically in fp32 (the fault tests compare interrupted runs with uninterrupted ones), without
+    TensorBoard (its end-of-run drawing costs seconds per run; tests/test_tensorboard.py covers it)."""
     return f'name = "{name}"\nseed = {seed}\n' + TINY_DATA + FP32_DETERMINISTIC + f"""threads = {threads}
+tensorboard = false
 [augment]
 erase = 0.0
 [sampler]
