@@ -137,8 +137,7 @@ def checks(r: dict) -> list[tuple[str, str, str, str]]:
             out.append((f"`{spec}`, {mode} ({len(g['seeds'])} seeds)",
                         f"Rank-1 {_mean_std(g, 'rank1')}, mAP {_mean_std(g, 'mAP')}; "
                         f"{g['img_s']:.0f} img/s, {g['wall_s']:.0f} s", "", ""))
-        if "eager" in groups and "reduce-overhead" in groups and groups["eager"].get("rank1") is not None \
-                and groups["reduce-overhead"].get("rank1") is not None:
+        if all(groups.get(m, {}).get("rank1") is not None for m in MODES):  # both groups finished seeds
             e, c = groups["eager"], groups["reduce-overhead"]
             deltas = ", ".join(f"{m} {100 * (c[m]['mean'] - e[m]['mean']):+.1f} pt" for m in METRICS)
             out.append((f"`{spec}`: reduce-overhead − eager", f"{deltas}; ×{c['img_s'] / e['img_s']:.2f} img/s",
@@ -190,7 +189,7 @@ def run_check(specs: list[str], smoke: bool = False, work: Path | None = None, s
                 entry["groups"][mode] = g
                 saved(r)
             groups = entry["groups"]
-            if all(groups[m].get("rank1") is not None for m in modes):
+            if all(groups[m].get("rank1") is not None for m in modes):  # else level stays None: not measured
                 entry["level"] = level(groups["eager"], groups["reduce-overhead"])
             saved(r)
     r["wall_s"] = time.time() - started

@@ -563,6 +563,8 @@ def section(real: dict[str, list[Measured]], synthetic: dict[str, list[Measured]
     ])
 
 
+#: where the back-to-back speed rounds are kept, under --runs
+SPEED_FILE = Path("speed") / "speed.json"
 PLAIN_LABEL = "plain PyTorch loop (torchvision ResNet-18, CE, Adam 1e-3, flip, batch 32, fp32)"
 TORCHREID_LABEL = "torchreid (ResNet-18, softmax + label smoothing, Adam 3e-4, flip, batch 32, fp32)"
 
@@ -588,7 +590,7 @@ def chosen_variant(data: dict, protocol_eval: dict, split: Split, seeds: int,
     label = (f"reid {tuned.label}, variant {choice.best} chosen on validation "
              f"({', '.join(f'`{c}`' for c in VARIANTS[choice.best])})")
     runs = reid_runs(chosen, data, "real", protocol_eval, args.cuhk01.resolve(), seeds, args)
-    speed_path = args.runs / "speed" / "speed.json"
+    speed_path = args.runs / SPEED_FILE
     if not speed_path.is_file() and not args.no_train:
         speed = measure_speed(split, recipe_spec(chosen, data, f"{chosen.name}-speed", 1, protocol_eval),
                               args.torchreid_python, speed_path.parent)
@@ -635,18 +637,18 @@ def main() -> None:
     compared_seeds = args.compared_seeds or args.seeds
     split = Split.of(args.cuhk03.resolve(), args.cuhk01.resolve())
     real_data, real_eval = real_data_table(args.cuhk03.resolve()), {"protocol": "market", "select_on": "none"}
-    synthetic_eval = {"protocol": load_spec("specs/q8.toml").eval.protocol}
+    synthetic_data, synthetic_eval = synthetic_data_table(), {"protocol": load_spec("specs/q8.toml").eval.protocol}
     real = {r.name: runs for r in RECIPES
             if (runs := reid_runs(r, real_data, "real", real_eval, args.cuhk01.resolve(), args.seeds, args))}
     synthetic = {r.name: runs for r in RECIPES
-                 if (runs := reid_runs(r, synthetic_data_table(), "synthetic", synthetic_eval, None, args.seeds, args))}
+                 if (runs := reid_runs(r, synthetic_data, "synthetic", synthetic_eval, None, args.seeds, args))}
     variant_rows, choice_lines = chosen_variant(real_data, real_eval, split, compared_seeds, args)
     real |= variant_rows | compared_methods(split, compared_seeds, args)
     checks = torchreid_cross_check(args.torchreid_python, args.runs / "torchreid") if args.torchreid_python else []
     notes_file = args.runs / "notes.md"
     notes = checks + ([f"- {line}" for line in notes_file.read_text(encoding="utf-8").splitlines() if line]
                       if notes_file.is_file() else [])
-    speed_path = args.runs / "speed" / "speed.json"
+    speed_path = args.runs / SPEED_FILE
     speed = SpeedRounds.load(speed_path) if speed_path.is_file() else None
     text = section(real, synthetic, args.epochs, split, machine(), notes, choice_lines, speed)
     print(text)
