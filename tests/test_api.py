@@ -49,8 +49,8 @@ batch_size = 16
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("api") / "run"
+def run_dir(module_tmp_path) -> Path:
+    out = module_tmp_path / "run"
     run_experiment(load_spec_text(SPEC), out, plain=True)
     return out
 

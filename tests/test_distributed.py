@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from reid.engine.runtime import Runtime
 from reid.spec import AugmentSpec, EvalSpec, LossSpec, SamplerSpec
 from polling import wait_until
 from tiny_specs import FP32_DETERMINISTIC, TINY_DATA
+from torchrun_jobs import free_port, job_environment, rank_pid, torchrun
 
 TINY = """
 name = "tiny-ddp"
@@ -60,12 +60,6 @@ warmup_epochs = 0
 # Per-rank BatchNorm statistics (8 images per rank instead of 16; SyncBatchNorm has no CPU
 # implementation) make a 2-process run differ slightly from the single-process one.
 TOLERANCE = 0.15
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Embed(torch.nn.Module):
@@ -139,7 +133,7 @@ def test_distributed_evaluation_equals_single_process(tmp_path):
     """Each rank embeds its shard; rank 0 alone scores (once per evaluation) and every rank gets its result."""
     _write_images(tmp_path / "images")
     out = tmp_path / "gathered.pt"
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path / "images"), str(out)), nprocs=2,
+    mp.start_processes(_worker, args=(2, free_port(), str(tmp_path / "images"), str(out)), nprocs=2,
                        start_method="spawn")
     ranks = [torch.load(f"{out}.{rank}", weights_only=True) for rank in range(2)]
     single = extract_features(_Embed().eval(), _imageset(tmp_path / "images"), _RUNTIME, _SPEC, AugmentSpec())
@@ -209,7 +203,7 @@ def test_torchrun_with_one_process_takes_the_distributed_path(monkeypatch):
 
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "check")
     for key, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                           MASTER_PORT=str(_free_port())).items():
+                           MASTER_PORT=str(free_port())).items():
         monkeypatch.setenv(key, value)
     ctx = init_distributed("cpu", timeout_s=30)
     try:
@@ -283,7 +277,7 @@ def test_gloo_collectives_mining_over_ranks_and_rank0_buffers(tmp_path):
     DDP's averaging, the gradients equal one process training on the whole batch; rank 0's BatchNorm
     buffers reach rank 1; a flag raised on one rank is seen on both."""
     out = str(tmp_path / "result")
-    mp.start_processes(_collectives_worker, args=(2, _free_port(), out), nprocs=2, start_method="spawn")
+    mp.start_processes(_collectives_worker, args=(2, free_port(), out), nprocs=2, start_method="spawn")
     ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
     model = _Head()
     images, pids = _global_batch()
@@ -301,32 +295,19 @@ def test_gloo_collectives_mining_over_ranks_and_rank0_buffers(tmp_path):
     assert float(sum(local) / 2) != pytest.approx(float(parts["triplet"]), rel=1e-3)
 
 
-def _torchrun(args: list[str], env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "reid", "run", *args, "--plain"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict:
-    return dict(os.environ, REID_CACHE=str(tmp_path_factory.getbasetemp() / "reid-cache"), REID_DIST_TIMEOUT="30",
-                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+def spec_path(module_tmp_path) -> Path:
+    path = module_tmp_path / "tiny.toml"
     path.write_text(TINY)
     return path
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_within_tolerance(tmp_path, env, spec_path):
+def test_two_processes_match_one_within_tolerance(tmp_path, spec_path):
     single = subprocess.run([sys.executable, "-m", "reid", "run", str(spec_path), "--out", str(tmp_path / "one"), "--plain"],
-                            capture_output=True, text=True, env=env, timeout=600)
+                            capture_output=True, text=True, env=job_environment(), timeout=600)
     assert single.returncode == 0, single.stdout + single.stderr
-    proc = _torchrun([str(spec_path), "--out", str(tmp_path / "two")], env)
+    proc = torchrun([str(spec_path), "--out", str(tmp_path / "two")])
     output = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, output
     one = json.loads((tmp_path / "one/summary.json").read_text())["final"]
@@ -339,7 +320,7 @@ def test_two_processes_match_one_within_tolerance(tmp_path, env, spec_path):
 
 
 @pytest.mark.slow
-def test_triplet_only_training_with_a_bnneck_head_runs_under_ddp(tmp_path, env):
+def test_triplet_only_training_with_a_bnneck_head_runs_under_ddp(tmp_path):
     """Without an ID term the classifier and the neck's scale get no gradient; DDP used to fail on them
     ("Expected to have finished reduction in the prior iteration"). Now no logits are computed and those
     parameters are frozen, so two gloo processes train; the classifier keeps its initial weights."""
@@ -349,7 +330,7 @@ def test_triplet_only_training_with_a_bnneck_head_runs_under_ddp(tmp_path, env):
                     .replace('[sampler]\ntype = "random"\nbatch_size = 16', '[sampler]\ntype = "pk"\np = 4\nk = 4')
                     .replace("epochs = 3", "epochs = 1\nmax_iters_per_epoch = 3")
                     + "[loss]\nid_weight = 0.0\ntriplet_weight = 1.0\n")
-    proc = _torchrun([str(spec), "--out", str(tmp_path / "run")], env)
+    proc = torchrun([str(spec), "--out", str(tmp_path / "run")])
     output = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, output
     weights = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]
@@ -357,24 +338,12 @@ def test_triplet_only_training_with_a_bnneck_head_runs_under_ddp(tmp_path, env):
     assert json.loads((tmp_path / "run/summary.json").read_text())["final"]["rank1"] >= 0
 
 
-def _rank_pid(launcher: int, rank: int) -> int | None:
-    out = subprocess.run(["pgrep", "-P", str(launcher)], capture_output=True, text=True).stdout.split()
-    for pid in out:
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ:
-            return int(pid)
-    return None
-
-
 @pytest.mark.slow
-def test_killed_rank_stops_the_run_and_resume_completes(tmp_path, env, spec_path):
+def test_killed_rank_stops_the_run_and_resume_completes(tmp_path, spec_path):
     out = tmp_path / "run"
-    proc = _torchrun([str(spec_path), "--out", str(out)], env)
+    proc = torchrun([str(spec_path), "--out", str(out)])
     wait_until((out / "checkpoints/last.pt").is_file, "the first checkpoint", 300, proc)
-    victim = _rank_pid(proc.pid, 1)
+    victim = rank_pid(proc.pid, 1)
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     started = time.time()
@@ -383,7 +352,7 @@ def test_killed_rank_stops_the_run_and_resume_completes(tmp_path, env, spec_path
     assert "FAILED" in output or "exitcode" in output  # torchrun names the failed rank
     assert not RunDir(out).is_finished()
 
-    resumed = _torchrun(["--resume", str(out)], env)
+    resumed = torchrun(["--resume", str(out)])
     output = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, output
     assert RunDir(out).is_finished() and "resuming" in output

@@ -58,9 +58,9 @@ def _cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
+def reference(module_tmp_path) -> dict:
     """An uninterrupted ID-loss run that interrupted runs must reproduce."""
-    return run_experiment(load_spec_text(ID_LOSS), tmp_path_factory.mktemp("ref") / "run", plain=True)
+    return run_experiment(load_spec_text(ID_LOSS), module_tmp_path / "run", plain=True)
 
 
 def _epochs(run_dir: Path) -> list[dict]:

@@ -27,9 +27,9 @@ def _state(step: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> Path:
+def saved(module_tmp_path) -> Path:
     """checkpoints/ with two verified saves: last.pt (step 2) and last.prev.pt (step 1)."""
-    folder = tmp_path_factory.mktemp("run") / "checkpoints"
+    folder = module_tmp_path / "run" / "checkpoints"
     save_checkpoint(_state(1), folder / "last.pt")
     save_checkpoint(_state(2), folder / "last.pt")
     return folder

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,31 +23,16 @@ from reid.errors import ReidError
 from reid.spec import load_spec_text
 from reid.sweep.grid import expand
 from reid.sweep.plan import build_plan
-from test_distributed import _free_port, _rank_pid
 from tiny_specs import small_run
+from torchrun_jobs import rank_pid, torchrun
 
 SPEC = small_run("elastic", seed=4, epochs=4, threads=1)  # 2 processes: 3 steps per epoch, 12 in all
 TIMING = {"train_seconds", "eval_seconds", "images_per_second"}  # the only fields a restart may change
 
 
-def _torchrun(args: list[str], env: dict, restarts: int = 0, logs: Path | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           f"--max-restarts={restarts}"]
-    if logs is not None:  # each rank's stdout and stderr in its own file: LOGS/<job>/attempt_N/<rank>/stderr.log
-        cmd += ["--log-dir", str(logs), "--redirects", "3"]
-    return subprocess.Popen([*cmd, "-m", "reid", "run", *args, "--plain"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict:
-    return dict(os.environ, REID_CACHE=str(tmp_path_factory.getbasetemp() / "reid-cache"), REID_DIST_TIMEOUT="30",
-                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "elastic.toml"
+def spec_path(module_tmp_path) -> Path:
+    path = module_tmp_path / "elastic.toml"
     path.write_text(SPEC)
     return path
 
@@ -62,23 +46,23 @@ def _reached(out: Path, step: int) -> bool:
 
 
 def _kill_rank(launcher: subprocess.Popen, rank: int, sig: signal.Signals) -> int:
-    pid = _rank_pid(launcher.pid, rank)
+    pid = rank_pid(launcher.pid, rank)
     assert pid is not None, f"rank {rank} is not running"
     os.kill(pid, sig)
     return pid
 
 
 @pytest.mark.slow
-def test_killed_ranks_are_restarted_and_resume_to_the_same_metrics(tmp_path, env, spec_path):
+def test_killed_ranks_are_restarted_and_resume_to_the_same_metrics(tmp_path, spec_path):
     """SIGKILL to rank 1 mid-epoch 2, then (in the restarted job) to rank 0 — the writer — mid-epoch 3:
     torchrun restarts the job twice, each time every rank continues from the last complete checkpoint, and
     every logged value (losses, learning rates, evaluations) equals the uninterrupted run's."""
-    reference = _torchrun([str(spec_path), "--out", str(tmp_path / "reference")], env)
+    reference = torchrun([str(spec_path), "--out", str(tmp_path / "reference")])
     output = reference.communicate(timeout=600)[0]
     assert reference.returncode == 0, output
 
     out = tmp_path / "run"
-    proc = _torchrun([str(spec_path), "--out", str(out)], env, restarts=2)
+    proc = torchrun([str(spec_path), "--out", str(out)], restarts=2)
     try:
         kills = []
         for rank, step in ((1, 4), (0, 9)):  # the first checkpoint is written at step 3, the second at step 6
@@ -100,17 +84,17 @@ def test_killed_ranks_are_restarted_and_resume_to_the_same_metrics(tmp_path, env
 
 
 @pytest.mark.slow
-def test_a_hung_rank_fails_the_job_within_the_timeout_naming_it(tmp_path, env, spec_path):
+def test_a_hung_rank_fails_the_job_within_the_timeout_naming_it(tmp_path, spec_path):
     """SIGSTOP to rank 1 mid-training: rank 0 waits in the next collective, gives up within
     ``runtime.collective_timeout_s`` and exits 2 with one error line naming rank 1 (no traceback)."""
     timeout_s = 10
     out, logs = tmp_path / "run", tmp_path / "logs"
-    proc = _torchrun([str(spec_path), "--out", str(out), "--set", "schedule.epochs=40",
-                      "--set", f"runtime.collective_timeout_s={timeout_s}"], env, logs=logs)
+    proc = torchrun([str(spec_path), "--out", str(out), "--set", "schedule.epochs=40",
+                      "--set", f"runtime.collective_timeout_s={timeout_s}"], logs=logs)
     stopped = None
     try:
         wait_until(lambda: _reached(out, 2), "step 2", 300, proc)
-        rank0 = _rank_pid(proc.pid, 0)
+        rank0 = rank_pid(proc.pid, 0)
         stopped = _kill_rank(proc, 1, signal.SIGSTOP)
         since = time.monotonic()
         wait_until(lambda: not Path(f"/proc/{rank0}").exists() or _zombie(rank0), "rank 0 to give up", 120)
@@ -229,7 +213,7 @@ def test_collective_errors_name_the_missing_ranks():
     assert "\n" not in str(closed) + str(timed_out) + str(unknown)
 
 
-def test_slurm_jobs_restart_multi_gpu_runs_under_torchrun(tmp_path):
+def test_slurm_jobs_restart_multi_gpu_runs_undertorchrun(tmp_path):
     pytest.importorskip("submitit")
     from reid.sweep.slurm import SlurmResources, job_for
 

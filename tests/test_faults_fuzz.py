@@ -150,7 +150,7 @@ def _folder(root: Path, bad: list[tuple[str, int]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_run(module_tmp_path) -> Path:
     """A run directory with an untrained tiny model (no training: enough for `reid embed`)."""
     from reid.engine.checkpoint import model_checkpoint, model_description, save_checkpoint
     from reid.model import build_model
@@ -158,7 +158,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
     text = 'name = "fuzz"\n[data]\nheight = 32\nwidth = 16\n[model]\nlayers = [1, 1, 1, 1]\n[eval]\nbatch_size = 4\n'
     spec = load_spec_text(text)
-    run = tmp_path_factory.mktemp("fuzzrun") / "run"
+    run = module_tmp_path / "run"
     model = build_model(spec.model, spec.head, num_classes=3, input_size=(3, 32, 16))
     save_checkpoint(model_checkpoint(model_description(spec, model), model, {}), run / "checkpoints" / "best.pt")
     (run / "spec.toml").write_text(spec.to_toml())

@@ -26,8 +26,8 @@ SPEC = small_run("preempted", seed=2, epochs=3, threads=1)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return run_experiment(load_spec_text(SPEC), tmp_path_factory.mktemp("ref") / "run", plain=True)
+def reference(module_tmp_path):
+    return run_experiment(load_spec_text(SPEC), module_tmp_path / "run", plain=True)
 
 
 def _descendants(pid: int) -> list[int]:

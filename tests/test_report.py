@@ -52,9 +52,9 @@ TRIPLET_RUN = TINY.format(name="q11").replace("seed = 1\n", 'seed = 1\nrole = "q
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(module_tmp_path) -> dict[str, Path]:
     """One ID-loss and one triplet-loss run, trained once for the module."""
-    base = tmp_path_factory.mktemp("report-runs")
+    base = module_tmp_path / "report-runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REID_CACHE", str(base / "cache"))
         out = {}
@@ -65,9 +65,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def report(runs, tmp_path_factory) -> Path:
+def report(runs, module_tmp_path) -> Path:
     """The report of both runs."""
-    out = tmp_path_factory.mktemp("report") / "reports"
+    out = module_tmp_path / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REID_CACHE", str(runs["q8"].parent / "cache"))
         write_report([runs["q8"], runs["q11"]], out)
@@ -210,9 +210,9 @@ ANY_RUN = TINY.format(name="mine").replace("seed = 1\n", "seed = {seed}\n") + (
 
 
 @pytest.fixture(scope="module")
-def seed_runs(tmp_path_factory) -> list[Path]:
+def seed_runs(module_tmp_path) -> list[Path]:
     """The arbitrary run trained with seeds 0 and 1 (``group/seed-0``, ``group/seed-1``)."""
-    base = tmp_path_factory.mktemp("seed-runs")
+    base = module_tmp_path / "seed-runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REID_CACHE", str(base / "cache"))
         for seed in (0, 1):

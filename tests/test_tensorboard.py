@@ -35,9 +35,9 @@ max_iters_per_epoch = 2
 
 
 @pytest.fixture(scope="module")
-def tb_run(tmp_path_factory):
+def tb_run(module_tmp_path):
     """``(run directory, its tb/ read back)`` of one `reid run` of :data:`SPEC`."""
-    tmp = tmp_path_factory.mktemp("tb")
+    tmp = module_tmp_path
     spec, out = tmp / "s.toml", tmp / "run"
     spec.write_text(SPEC, encoding="utf-8")
     main(["run", str(spec), "--out", str(out), "--plain"])
