@@ -1,8 +1,11 @@
-"""The CLI conventions hold for every command: -o/--out, -s/--set, --format text|json, the spec positional, --version."""
+"""The CLI conventions hold for every command: -o/--out, -s/--set, --format text|json, the spec positional, --version;
+``reid --help`` starts without torch."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from enum import Enum
 
 import typer
@@ -96,3 +99,17 @@ def test_inspect_takes_the_spec_as_its_positional(tmp_path, cli):
     config = json.loads(out)["config"]
     assert code == 0 and config["input_size"] == [3, 64, 32] and config["model"]["last_stride"] == 2
     assert config["num_classes"] == 16  # 0.8 of the 20 synthetic identities
+
+
+def test_the_command_line_starts_without_torch_and_its_help_lists_every_command():
+    """`reid --help`, `reid VERB --help` and a spec path that does not exist answer before torch (seconds on a small
+    CPU) is imported: the commands import what they use when they run."""
+    heavy = ["torch", "torchvision", "timm", "matplotlib", "mlflow", "tensorboard", "fvcore", "onnxruntime"]
+    code = ("import sys\nfrom reid.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print('exit', e.code)\n"
+            f"print('imported:', sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    for args in (["--help"], ["run", "--help"], ["runs", "--help"], ["run", "no-such-spec.toml"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert "imported: []" in done.stdout, (args, done.stdout, done.stderr)
+    listed = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True).stdout
+    assert all(f" {name} " in listed for name in commands() if " " not in name), listed

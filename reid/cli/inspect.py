@@ -29,12 +29,12 @@ from rich.table import Table
 
 from reid.cli.app import FormatOption, OutputFormat, app
 from reid.errors import ReidError
-from reid.model import ReidModel, build_model
-from reid.model.flops import FlopReport, count_flops
-from reid.model.summary import LayerRow, first_block, format_shape, layer_table, totals
 from reid.spec import DataSpec, HeadSpec, ModelSpec, load_spec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the model package (torch, torchvision) is imported on use: `reid --help` starts in a blink
+    from reid.model import ReidModel
+    from reid.model.flops import FlopReport
+    from reid.model.summary import LayerRow
     from reid.report.assignment.documented_network import Mismatch
 
 
@@ -75,6 +75,8 @@ def _head_spec(base: HeadSpec, head_type: str | None) -> HeadSpec:
 
 
 def _rows_table(rows: list[LayerRow], mismatches: list[Mismatch] | None) -> Table:
+    from reid.model.summary import format_shape
+
     bad = {m.row for m in mismatches or []}
     table = Table(title="Layers (torchsummary style, batch shown as -1)")
     table.add_column("Layer (type)")
@@ -162,6 +164,8 @@ def inspect_command(
         num_classes = _training_identities(loaded.data)
     if head_spec.type != "none" and num_classes is None:
         raise ReidError(f"head {head_spec.type!r} needs a class count", where="--head", fix="add --num-classes N (training identities) or use --head none")
+    from reid.model import build_model
+
     model = build_model(model_spec, head_spec, num_classes, size)
     show_table = params or not flops
     result = _inspect(model, model_spec, size, show_table, flops, check)
@@ -185,6 +189,8 @@ def inspect_command(
 
 def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int], show_table: bool, flops: bool, check: bool) -> dict:
     # the documented table belongs to the assignment; imported here, not at start-up (the report package is heavy)
+    from reid.model.flops import count_flops
+    from reid.model.summary import first_block, layer_table, totals
     from reid.report.assignment.documented_network import (
         compare_with_documented,
         differences_from_documented,
@@ -216,6 +222,9 @@ def _inspect(model: ReidModel, model_spec: ModelSpec, size: tuple[int, int, int]
 
 
 def _print_text(result: dict) -> None:
+    from reid.model.flops import FlopReport
+    from reid.model.summary import LayerRow
+
     out = Console(highlight=False)
     report = result["pretrained"]
     if result.get("weights_not_loaded"):

@@ -10,7 +10,7 @@ Examples:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich import box
@@ -19,7 +19,9 @@ from rich.table import Table
 
 from reid.cli.app import FormatOption, OutputFormat, PlainOption, app, print_json
 from reid.engine.run_index import RunRecord, RunStatus, SortKey, SpecFilter, headline, list_runs
-from reid.engine.summary import EvaluatedEpoch
+
+if TYPE_CHECKING:
+    from reid.engine.summary import EvaluatedEpoch
 
 STATUS_STYLE = {RunStatus.running: "cyan", RunStatus.finished: "green", RunStatus.failed: "red",
                 RunStatus.interrupted: "yellow"}

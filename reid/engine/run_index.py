@@ -27,13 +27,14 @@ import tomllib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from reid.engine.rundir import LAST_CKPT, METRICS_FILE, SPEC_FILE, RunDir
-from reid.engine.run_status import SessionState, read_status
-from reid.engine.summary import EvalSettings, EvaluatedEpoch
 from reid.errors import ReidError
 from reid.spec import EvalSpec, Spec, load_spec_text
+
+if TYPE_CHECKING:  # the run directory's readers import torch: on use, so that `reid --help` needs none of it
+    from reid.engine.rundir import RunDir
+    from reid.engine.summary import EvaluatedEpoch
 
 SKIPPED_DIRS = {"checkpoints", "tb", "mlruns", "mlartifacts", "__pycache__", ".git"}  # never hold runs; can hold many files
 EPOCH_MARK = '"kind": "epoch"'  # how an epoch line of metrics.jsonl reads (json.dumps with sort_keys)
@@ -98,6 +99,8 @@ def find_run_dirs(roots: Sequence[Path | str]) -> list[Path]:
     Raises:
         ReidError: a root does not exist.
     """
+    from reid.engine.rundir import SPEC_FILE
+
     found: list[Path] = []
     for root in map(Path, roots):
         if not root.is_dir():
@@ -117,6 +120,8 @@ def find_run_dirs(roots: Sequence[Path | str]) -> list[Path]:
 
 def _epoch_records(run: RunDir) -> list[dict[str, Any]]:
     """The ``epoch`` records of ``metrics.jsonl`` (other lines are skipped unparsed; a torn line is dropped)."""
+    from reid.engine.rundir import METRICS_FILE
+
     out: list[dict[str, Any]] = []
     try:
         with open(run.path / METRICS_FILE, encoding="utf-8") as f:
@@ -132,6 +137,8 @@ def _epoch_records(run: RunDir) -> list[dict[str, Any]]:
 
 
 def _evaluated(records: Iterable[dict[str, Any]], spec: Spec | None) -> list[EvaluatedEpoch]:
+    from reid.engine.summary import EvalSettings, EvaluatedEpoch
+
     evaluation = spec.eval if spec is not None else EvalSpec()
     settings = EvalSettings.of_spec(evaluation, protocol=evaluation.protocol)
     return [EvaluatedEpoch.from_json(r, settings) for r in records if "rank1" in r and "mAP" in r and "mINP" in r]
@@ -139,6 +146,9 @@ def _evaluated(records: Iterable[dict[str, Any]], spec: Spec | None) -> list[Eva
 
 def read_run_record(path: Path | str) -> RunRecord:
     """Read one run directory (its small files only) into a :class:`RunRecord`."""
+    from reid.engine.run_status import SessionState, read_status
+    from reid.engine.rundir import LAST_CKPT, SPEC_FILE, RunDir
+
     run = RunDir(path)
     try:
         spec: Spec | None = load_spec_text(run.spec_text(), source=str(run.path / SPEC_FILE))
@@ -247,6 +257,7 @@ def headline(m: EvaluatedEpoch | None, rank1: bool) -> float | None:
     """Rank-1 (``rank1``) or mAP of an evaluated epoch; None for none (what ``reid runs`` shows and sorts by).
 
     Example:
+        >>> from reid.engine.summary import EvaluatedEpoch
         >>> from reid.evaluation import EvalResult
         >>> epoch = EvaluatedEpoch(2, EvalResult(cmc=(0.5, 1.0), mAP=0.6, mINP=0.4, num_valid=4, num_skipped=0,
         ...                                      protocol="all", distance="cosine", normalize=True))
