@@ -22,7 +22,6 @@ Usage (on the device machine, through benchmarks/gpu_check.sh)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -40,7 +39,8 @@ from torch import nn
 
 from benchmarks.bench_eval import make_problem
 from benchmarks.bench_train import consume, reid_trainer, run_compile, torchvision_transform
-from benchmarks.markdown_block import markers, write_block
+from benchmarks.device_call import DeviceCall, call_parser, met
+from benchmarks.markdown_block import markers
 from benchmarks.timing import interleave
 from benchmarks.workload import Workload, load_workload
 from reid.data.loaders import TrainLoader
@@ -277,13 +277,8 @@ def section_commands(work: Path, out: dict) -> None:
     run_command("torchrun", torchrun, out, work / "torchrun", timeout=240)
 
 
-def met(ok: bool | None) -> str:
-    """The table's "met" cell: ``yes``, ``NO``, or empty where there is no target."""
-    return "" if ok is None else ("yes" if ok else "NO")
-
-
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
-    """(check, measured, target, met) rows of the table from the results ``r``."""
+    """(check, measured, target, met) rows of the table from the results ``r`` (failed sections: :class:`DeviceCall`)."""
     out: list[tuple[str, str, str, str]] = []
     if "tests" in r:
         t = r["tests"]
@@ -334,21 +329,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             share = r["train"]["reid"] * 3 * r["flops_per_image"] / 1e12 / c["tflops"]
             out.append(("training share of the bf16 conv peak (3 × forward FLOPs)", f"{share:.0%}",
                         f"≥ {TARGETS['conv_share']:.0%}", met(share >= TARGETS["conv_share"])))
-    for name, message in r.get("errors", {}).items():
-        out.append((f"{name}: error", message, "", "NO"))
     return out
-
-
-def markdown_table(checks: list[tuple[str, str, str, str]]) -> str:
-    """(check, measured, target, met) rows as one Markdown table."""
-    lines = ["| check | measured | target | met |", "| --- | --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in checks]
-    return "\n".join(lines)
-
-
-def table(r: dict) -> str:
-    """The results as one Markdown table."""
-    return markdown_table(rows(r))
 
 
 def run_check(smoke: bool = False, cache_dir: str | None = None, commands: bool | None = None,
@@ -411,42 +392,13 @@ def spread(runs: list[dict]) -> str:
     return f"Across {len(runs)} checks: {', '.join(parts)}."
 
 
-def block(runs: list[dict], sources: list[str]) -> str:
-    """The BENCHMARKS.md block: the last check's table (``runs[-1]``, read from ``sources[-1]``) and, for several, their spread."""
-    r = runs[-1]
-    when = f" on {r['date']}" if r.get("date") else ""
-    lines = [BEGIN, f"Measured by `bash benchmarks/gpu_check.sh`{when} on {r['device']}, torch {r['torch']} "
-             f"(numbers: `{sources[-1]}`, rendered by `python -m benchmarks.gpu_check --from-json`).", "", table(r)]
-    if len(runs) > 1:
-        lines += ["", spread(runs) + " (" + ", ".join(f"`{s}`" for s in sources) + ")"]
-    return "\n".join(lines + [END]) + "\n"
+CALL = DeviceCall("gpu_check", "benchmarks/gpu_check.sh", rows, BEGIN, END, spread=spread)
 
 
 def main() -> None:
-    """Command-line entry: run the check (or read a past one), print the table, optionally write JSON / BENCHMARKS.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, no subprocess commands (seconds)")
-    parser.add_argument("--json", help="write all numbers here")
-    parser.add_argument("--from-json", type=Path, nargs="+",
-                        help="measure nothing: read past checks' numbers (the table shows the last, with the spread of all)")
-    parser.add_argument("--out", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
-    args = parser.parse_args()
-    if args.from_json:
-        runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.from_json]
-        print(table(runs[-1]))
-        if args.out:
-            write_block(args.out, block(runs, [str(path) for path in args.from_json]), BEGIN, END)
-        return
-    if not args.cpu_smoke and not torch.cuda.is_available():
-        sys.exit("gpu_check: no CUDA GPU visible (use --cpu-smoke to exercise the script on the CPU)")
-    def save(r: dict) -> None:
-        if args.json:
-            Path(args.json).write_text(json.dumps(r, indent=1, default=str))
-
-    r = run_check(smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"), saved=save)
-    print(f"\n{r['device']} · torch {r['torch']}\n")
-    print(table(r))
-    sys.exit(1 if r["errors"] else 0)
+    """Command-line entry: run the check (or render past ones), print the table, optionally write JSON / BENCHMARKS.md."""
+    args = call_parser(__doc__).parse_args()
+    CALL.main(args, lambda saved: run_check(smoke=args.cpu_smoke, cache_dir=os.environ.get("REID_CACHE"), saved=saved))
 
 
 if __name__ == "__main__":

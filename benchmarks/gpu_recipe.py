@@ -49,8 +49,8 @@ from typing import Callable
 
 import torch
 
-from benchmarks.device_call import DeviceCall, call_parser
-from benchmarks.gpu_check import dataloader_loop, met, synced
+from benchmarks.device_call import DeviceCall, call_parser, met
+from benchmarks.gpu_check import dataloader_loop, synced
 from benchmarks.markdown_block import markers
 from benchmarks.timing import cpu_model
 from benchmarks.workload import Workload

@@ -35,8 +35,7 @@ from typing import Callable
 
 import torch
 
-from benchmarks.device_call import DeviceCall, call_parser
-from benchmarks.gpu_check import met
+from benchmarks.device_call import DeviceCall, call_parser, met
 from benchmarks.markdown_block import markers
 from benchmarks.timing import cpu_model
 from reid.engine.rundir import RunDir

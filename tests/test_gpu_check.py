@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from benchmarks.gpu_check import QUICKSTART_SETS, main, rows, run_check, table
+from benchmarks.device_call import markdown_table
+from benchmarks.gpu_check import CALL, QUICKSTART_SETS, main, rows, run_check
 from reid.spec import load_spec
 
 
@@ -19,7 +20,7 @@ def test_cpu_smoke_runs_every_section_and_prints_one_table(tmp_path):
     assert r["train"]["reid"] > 0 and r["train"]["plain"] > 0 and r["train"]["plain_amp"] > 0
     checks = [row[0] for row in rows(r)]
     assert any("plain fp32 DataLoader" in c for c in checks) and any("conv peak" in c for c in checks)
-    assert table(r).startswith("| check | measured | target | met |")
+    assert markdown_table(CALL.rows(r)).startswith("| check | measured | target | met |")
 
 
 def test_the_quickstart_overrides_still_validate():
