@@ -106,7 +106,12 @@ def _run_seeds(spec: Path, overrides: list[str], out: Path, seeds: str, force: b
 
 def _publish(path: Path, console: Console) -> None:
     """Add ``summary.json`` and the report page to the run's MLflow run, when it logs to MLflow (else nothing)."""
+    from reid.engine.mlflow_hook import unpublished
+    from reid.engine.rundir import RunDir
     from reid.engine.tracking import warning_printer
+
+    if unpublished(RunDir(path)) is None:  # nothing to add: the report layer (matplotlib, ~1 s to import) stays out
+        return
     from reid.report.mlflow_publish import publish_run
 
     publish_run(path, warn=warning_printer(console))

@@ -59,6 +59,13 @@ class MlflowState:
         atomic_write_text(run.path / STATE_FILE, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
 
+def unpublished(run: RunDir) -> MlflowState | None:
+    """The MLflow run that a finished run directory is still to add its summary and report page to; None when it
+    never logged to MLflow, its tracking failed (its one warning was printed then) or it has not finished."""
+    state = MlflowState.read(run)
+    return state if state is not None and not state.failed and run.is_finished() else None
+
+
 def tracking_uri(spec_uri: str | None) -> str:
     """The MLflow tracking URI: the spec's, else ``$MLFLOW_TRACKING_URI``, else the local store in ``runs/``.
 

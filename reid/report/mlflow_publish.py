@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from reid.engine.mlflow_hook import MlflowState, WarnOnce, mlflow_client
+from reid.engine.mlflow_hook import WarnOnce, mlflow_client, unpublished
 from reid.engine.rundir import RunDir
 
 REPORT_ARTIFACTS = "report"
@@ -25,8 +25,8 @@ def publish_run(path: Path | str, warn: Callable[[str], None]) -> bool:
     upload failed — then ``warn`` got one line and the run directory still has everything).
     """
     run = RunDir(path)
-    state = MlflowState.read(run)
-    if state is None or state.failed or not run.is_finished():
+    state = unpublished(run)
+    if state is None:
         return False
     from reid.report.writer import write_report  # heavy: matplotlib
 
