@@ -97,7 +97,7 @@ def print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-Overrides = Annotated[list[str], typer.Option("--set", "-s", help="override a spec key: --set data.root=/data/x (repeatable)")]
+Overrides = Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE", help="override a spec key: --set data.root=/data/x (repeatable)")]
 """``-s/--set key=value`` (repeatable): spec overrides, applied by :func:`reid.spec.apply_overrides`."""
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="text: tables for people; json: for scripts")]
