@@ -110,8 +110,10 @@ def _publish(path: Path, console: Console) -> None:
     from reid.engine.rundir import RunDir
     from reid.engine.tracking import warning_printer
 
-    if unpublished(RunDir(path)) is None:  # nothing to add: the report layer (matplotlib, ~1 s to import) stays out
+    run = RunDir(path)
+    state = unpublished(run)
+    if state is None:  # nothing to add: the report layer (matplotlib, ~1 s to import) stays out
         return
     from reid.report.mlflow_publish import publish_run
 
-    publish_run(path, warn=warning_printer(console))
+    publish_run(run, state, warn=warning_printer(console))

@@ -12,24 +12,20 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from reid.engine.mlflow_hook import WarnOnce, mlflow_client, unpublished
+from reid.engine.mlflow_hook import MlflowState, WarnOnce, mlflow_client
 from reid.engine.rundir import RunDir
+from reid.report.writer import write_report
 
 REPORT_ARTIFACTS = "report"
 
 
-def publish_run(path: Path | str, warn: Callable[[str], None]) -> bool:
-    """Log ``summary.json`` and the run's report page (``report/``, with its figures) to the run's MLflow run.
+def publish_run(run: RunDir, state: MlflowState, warn: Callable[[str], None]) -> bool:
+    """Log ``summary.json`` and the run's report page (``report/``, with its figures) to its MLflow run ``state``
+    (:func:`reid.engine.mlflow_hook.unpublished` says whether a run has one to publish to).
 
-    Returns whether they were logged (False: the run has no MLflow run, or tracking had failed, or this
-    upload failed — then ``warn`` got one line and the run directory still has everything).
+    Returns whether they were logged (False: this upload failed — then ``warn`` got one line and the run
+    directory still has everything).
     """
-    run = RunDir(path)
-    state = unpublished(run)
-    if state is None:
-        return False
-    from reid.report.writer import write_report  # heavy: matplotlib
-
     guard = WarnOnce(warn, str(run.path))
     client = mlflow_client(state.tracking_uri)
     guard(lambda: client.log_artifact(state.run_id, str(run.summary_path)))
